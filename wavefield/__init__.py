@@ -5,6 +5,25 @@ u = A·exp(i·k_ref·z), the medium K², coordinates with units, and provenance.
 This package never imports :mod:`raytrace`.
 """
 
+from wavefield.angular import angular_spectrum
+from wavefield.derived import amplitude, phase_gradient, wave_potential
+from wavefield.helmholtz import grid_for, solve_helmholtz
+from wavefield.paraxial import Absorber, propagate_paraxial
+from wavefield.pml import PML
 from wavetraj import field_dataset, load, save, validate_field
 
-__all__ = ["field_dataset", "load", "save", "validate_field"]
+__all__ = [
+    "PML",
+    "Absorber",
+    "amplitude",
+    "angular_spectrum",
+    "field_dataset",
+    "grid_for",
+    "load",
+    "phase_gradient",
+    "propagate_paraxial",
+    "save",
+    "solve_helmholtz",
+    "validate_field",
+    "wave_potential",
+]

@@ -1,0 +1,81 @@
+"""Input checks shared by the wavefield solvers: grids, media, launch rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+#: Relative spread of grid steps tolerated as "uniform" (linspace round-off is ~1e-15).
+UNIFORM_RTOL = 1e-9
+
+MediumLike = Callable[[np.ndarray, np.ndarray], np.ndarray] | np.ndarray | float
+
+
+def coordinate(values, name: str, *, uniform: bool = True, min_points: int = 3) -> np.ndarray:
+    """A 1-D, finite, strictly increasing (and optionally uniform) coordinate array."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or arr.size < min_points:
+        raise ValueError(
+            f"{name} must be a 1-D array of at least {min_points} points; got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf; pass finite grid coordinates")
+    steps = np.diff(arr)
+    if np.any(steps <= 0):
+        raise ValueError(f"{name} must be strictly increasing (e.g. np.linspace(a, b, n))")
+    if uniform and np.ptp(steps) > UNIFORM_RTOL * steps.mean():
+        raise ValueError(
+            f"{name} must be uniformly spaced for this solver (steps range "
+            f"{steps.min():.6g}..{steps.max():.6g}); use np.linspace"
+        )
+    return arr
+
+
+def medium_on_grid(K2: MediumLike, x: np.ndarray, z: np.ndarray, name: str = "K2") -> np.ndarray:
+    """Evaluate K² (callable of (x, z) arrays, array on the grid, or a number) as (nz, nx)."""
+    shape = (z.size, x.size)
+    if callable(K2):
+        X, Z = np.meshgrid(x, z)
+        values = np.asarray(K2(X, Z))
+        if values.shape != shape:
+            values = np.broadcast_to(values, shape)
+    else:
+        values = np.asarray(K2)
+        if values.ndim == 0:
+            values = np.full(shape, float(values))
+        elif values.shape != shape:
+            raise ValueError(
+                f"{name} array has shape {values.shape}; expected (len(z), len(x)) = {shape}, "
+                "or pass a callable K2(x, z)"
+            )
+    if np.iscomplexobj(values):
+        raise TypeError(f"{name} must be real; got complex values. Absorption lives in the PML.")
+    values = np.array(values, dtype=float)
+    if not np.all(np.isfinite(values)):
+        bad = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(f"{name} is not finite at x={x[bad[1]]:.6g}, z={z[bad[0]]:.6g}")
+    return values
+
+
+def launch_row(u0, x: np.ndarray) -> np.ndarray:
+    """The complex launch data u(x, z0) as a length-nx array (callable of x or array)."""
+    values = np.asarray(u0(x) if callable(u0) else u0, dtype=complex)
+    if values.shape != x.shape:
+        raise ValueError(f"u0 has shape {values.shape}; expected ({x.size},), one value per x")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("u0 contains NaN or inf; the launch data must be finite")
+    if not np.any(values):
+        raise ValueError("u0 is zero everywhere; nothing would propagate")
+    return values
+
+
+def reference_wavenumber(K2_row: np.ndarray, u0: np.ndarray) -> float:
+    """k_ref = K at the peak of the launch amplitude |u0| (the beam centre): λ0 = 2π/k_ref."""
+    i = int(np.argmax(np.abs(u0)))
+    if K2_row[i] <= 0:
+        raise ValueError(
+            f"K2 = {K2_row[i]:.6g} <= 0 at the launch peak (index {i}): the launch is in a "
+            "classically forbidden region; raise the energy, move z0, or pass k_ref"
+        )
+    return float(np.sqrt(K2_row[i]))
