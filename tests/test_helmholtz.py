@@ -31,9 +31,7 @@ def rel_l2(ds, x, z):
     return np.linalg.norm(ds["envelope"].values - ref) / np.linalg.norm(ref)
 
 
-@pytest.mark.parametrize(
-    ("accuracy", "ppws"), [(2, (16, 23, 32)), (4, (14, 20, 28))]
-)
+@pytest.mark.parametrize(("accuracy", "ppws"), [(2, (16, 23, 32)), (4, (14, 20, 28))])
 def test_observed_order_matches_accuracy(accuracy, ppws):
     hs, errs = [], []
     for ppw in ppws:

@@ -68,7 +68,13 @@ def angular_spectrum(k0: float, x, z, u0) -> xr.Dataset:
     envelope = scipy.fft.ifft(spectrum[None, :] * propagator, axis=1, workers=FFT_WORKERS)
     envelope *= np.exp(-1j * k0 * z[0])
     return field_dataset(
-        x, z, envelope, np.full((z.size, x.size), k0**2), k_ref=k0, method="angular-spectrum",
-        wavelength=2 * np.pi / k0, parameters={"k0": k0, "x": x, "z": z, "u0": u0},
+        x,
+        z,
+        envelope,
+        np.full((z.size, x.size), k0**2),
+        k_ref=k0,
+        method="angular-spectrum",
+        wavelength=2 * np.pi / k0,
+        parameters={"k0": k0, "x": x, "z": z, "u0": u0},
         attrs={"evanescent_fraction": float(np.mean(kx**2 > k0**2))},
     )

@@ -46,7 +46,9 @@ def _mask(ds: xr.Dataset, floor: float) -> np.ndarray:
 
 def _dataarray(ds: xr.Dataset, values: np.ndarray, units: str, long_name: str) -> xr.DataArray:
     return xr.DataArray(
-        values, coords={"z": ds["z"], "x": ds["x"]}, dims=("z", "x"),
+        values,
+        coords={"z": ds["z"], "x": ds["x"]},
+        dims=("z", "x"),
         attrs={"units": units, "long_name": long_name},
     )
 
@@ -67,7 +69,7 @@ def _log_derivatives(ds, acc, floor, orders):
         coord = ds[name].values
         for order in orders:
             ratio = _derivative(A, coord, axis, order, acc) / safe
-            ratio[mask] = np.nan
+            ratio[mask] = complex(np.nan, np.nan)  # both parts: kx uses .imag, Q .real
             out[name, order] = ratio
     return out
 

@@ -105,7 +105,13 @@ class HelmholtzSystem:
 
 
 def helmholtz_system(
-    K2_ext: np.ndarray, hx: float, hz: float, k_ref: float, accuracy: int, nlx: int, nlz: int,
+    K2_ext: np.ndarray,
+    hx: float,
+    hz: float,
+    k_ref: float,
+    accuracy: int,
+    nlx: int,
+    nlz: int,
     pml: PML,
 ) -> HelmholtzSystem:
     """Assemble ∂x(1/s_x ∂x)/s_x + ∂z(1/s_z ∂z)/s_z + K² on the PML-extended grid.
@@ -140,8 +146,9 @@ def _superlu(A: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
     threshold of 0.1. Diagonal pivoting is not guaranteed stable for an indefinite matrix,
     so every solve checks its residual and falls back to COLAMD with partial pivoting.
     """
-    lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True},
-                   diag_pivot_thresh=0.0)
+    lu = spla.splu(
+        A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}, diag_pivot_thresh=0.0
+    )
     fallback = None
 
     def solve(b: np.ndarray) -> np.ndarray:
@@ -238,8 +245,13 @@ def solve_helmholtz(
     K2_ext = np.pad(K2_grid[1:], ((0, nlz), (nlx, nlx)), mode="edge")
     system = helmholtz_system(K2_ext, hx, hz, k_ref, accuracy, nlx, nlz, pml)
     t_assembled = time.perf_counter()
-    log.info("helmholtz: %d unknowns (%d x %d with PML), accuracy %d, solver %s",
-             system.matrix.shape[0], *system.shape, accuracy, solver)
+    log.info(
+        "helmholtz: %d unknowns (%d x %d with PML), accuracy %d, solver %s",
+        system.matrix.shape[0],
+        *system.shape,
+        accuracy,
+        solver,
+    )
     solve = SOLVERS[solver](system.matrix)
     t_factored = time.perf_counter()
     u_unknown = solve(system.rhs(np.pad(u0, nlx))).reshape(system.shape)
@@ -266,8 +278,22 @@ def solve_helmholtz(
             f"K2 < 0 in x=[{xs.min():.6g}, {xs.max():.6g}], z=[{zs.min():.6g}, {zs.max():.6g}]"
         )
     return field_dataset(
-        x, z, envelope, K2_grid, k_ref=k_ref, method="helmholtz-fd", wavelength=wavelength,
-        parameters={"K2": K2, "x": x, "z": z, "u0": u0, "accuracy": accuracy, "pml": pml,
-                    "solver": solver, "k_ref": k_ref},
+        x,
+        z,
+        envelope,
+        K2_grid,
+        k_ref=k_ref,
+        method="helmholtz-fd",
+        wavelength=wavelength,
+        parameters={
+            "K2": K2,
+            "x": x,
+            "z": z,
+            "u0": u0,
+            "accuracy": accuracy,
+            "pml": pml,
+            "solver": solver,
+            "k_ref": k_ref,
+        },
         attrs=attrs,
     )
