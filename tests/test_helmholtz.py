@@ -122,9 +122,9 @@ def test_bad_arguments_are_named():
         wf.solve_helmholtz(np.ones((2, 2)), x, z, np.exp(-(x**2)))
     with pytest.raises(ValueError, match="x must be uniformly spaced"):
         wf.solve_helmholtz(K**2, x**3, z, np.exp(-(x**2)))
-    with pytest.raises(ValueError, match="PML.wavelengths must be a positive"):
+    with pytest.raises(ValueError, match=r"PML\.wavelengths must be a positive"):
         wf.PML(wavelengths=0)
-    with pytest.raises(ValueError, match="K2 = .* <= 0 at the launch peak"):
+    with pytest.raises(ValueError, match=r"K2 = .* <= 0 at the launch peak"):
         wf.solve_helmholtz(-1.0, x, z, np.exp(-(x**2)))
 
 

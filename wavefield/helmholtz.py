@@ -36,6 +36,7 @@ MIN_POINTS_PER_WAVELENGTH = {2: 10.0, 4: 6.0, 6: 5.0}
 #: Grid density used by :func:`grid_for`; measured to reach ≤ 1e-3 relative L2 error on a
 #: 16λ × 16λ Gaussian (λ0/w0 = 0.5) at accuracy 4 (see tests/test_helmholtz.py).
 DEFAULT_POINTS_PER_WAVELENGTH = {2: 60.0, 4: 28.0, 6: 14.0}
+DEFAULT_PML = PML()
 #: Launch amplitude at the x edges above this fraction of the peak is cut by the PML.
 EDGE_AMPLITUDE_WARN = 1e-3
 
@@ -183,7 +184,7 @@ def solve_helmholtz(
     u0,
     *,
     accuracy: int = 4,
-    pml: PML = PML(),
+    pml: PML = DEFAULT_PML,
     solver: str = "superlu",
     k_ref: float | None = None,
 ) -> xr.Dataset:

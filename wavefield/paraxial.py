@@ -69,6 +69,9 @@ class Absorber:
         return gamma_max * depth**2
 
 
+DEFAULT_ABSORBER = Absorber()
+
+
 def propagate_paraxial(
     K2: MediumLike,
     x,
@@ -77,7 +80,7 @@ def propagate_paraxial(
     *,
     k_ref: float | None = None,
     dz: float | None = None,
-    absorber: Absorber = Absorber(),
+    absorber: Absorber = DEFAULT_ABSORBER,
 ) -> xr.Dataset:
     """Split-step Fourier solution of the paraxial equation on the grid (x, z).
 
