@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+#: FFT worker threads for the spectral solvers (the machines have 2 cores).
+FFT_WORKERS = 2
 #: Relative spread of grid steps tolerated as "uniform" (linspace round-off is ~1e-15).
 UNIFORM_RTOL = 1e-9
 

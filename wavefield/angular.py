@@ -6,11 +6,8 @@ import numpy as np
 import scipy.fft
 import xarray as xr
 
-from wavefield._grid import coordinate, launch_row
+from wavefield._grid import FFT_WORKERS, coordinate, launch_row
 from wavetraj import field_dataset
-
-#: FFT worker threads (the machines have 2 cores).
-FFT_WORKERS = 2
 
 
 def envelope_phase(kx: np.ndarray, k0: float) -> np.ndarray:

@@ -15,6 +15,7 @@ import scipy.fft
 import xarray as xr
 
 from wavefield._grid import (
+    FFT_WORKERS,
     MediumLike,
     coordinate,
     launch_row,
@@ -24,8 +25,6 @@ from wavefield._grid import (
 from wavetraj import field_dataset
 
 log = logging.getLogger(__name__)
-
-FFT_WORKERS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,17 +120,14 @@ def propagate_paraxial(
         raise ValueError(f"dz must be a positive step length; got {dz!r}")
 
     def potential(zz: float) -> np.ndarray:
+        """K² at plane zz: the callable itself, or arrays (given at the output planes)
+        interpolated linearly between them — exact for media constant in z; pass a
+        callable for media that vary in z."""
         if callable(K2):
             return medium_on_grid(K2, x, np.array([zz]))[0]
-        return K2_of_z(zz)
-
-    if not callable(K2):
-        # Arrays are given at the output planes: interpolate linearly between them (exact
-        # for media constant in z; otherwise the user should pass a callable).
-        def K2_of_z(zz: float) -> np.ndarray:
-            j = int(np.clip(np.searchsorted(z, zz) - 1, 0, z.size - 2))
-            w = (zz - z[j]) / (z[j + 1] - z[j])
-            return (1 - w) * K2_out[j] + w * K2_out[j + 1]
+        j = int(np.clip(np.searchsorted(z, zz) - 1, 0, z.size - 2))
+        w = (zz - z[j]) / (z[j + 1] - z[j])
+        return (1 - w) * K2_out[j] + w * K2_out[j + 1]
 
     A0 = A0 * np.exp(-1j * k_ref * z[0])  # u0 = A(z0) e^{i k_ref z0}
     gamma = absorber.profile(x)

@@ -47,8 +47,9 @@ print(json.dumps({"wall_s": wall, "peak_GiB": rss, **extra}))
 
 
 def run_case(n: int, which: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CASE, str(n), which], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CASE, str(n), which], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -71,8 +72,12 @@ def bench_split_step(nx: int = 4096, steps: int = 400) -> dict:
     for _ in range(steps):
         a = scipy.fft.ifft(scipy.fft.fft(a, workers=2), workers=2)
     bound = steps / (time.perf_counter() - t)
-    return {"nx": nx, "steps_per_s": ours, "bare_fft_pairs_per_s": bound,
-            "fraction_of_bound": ours / bound}
+    return {
+        "nx": nx,
+        "steps_per_s": ours,
+        "bare_fft_pairs_per_s": bound,
+        "fraction_of_bound": ours / bound,
+    }
 
 
 def main() -> None:
@@ -88,9 +93,17 @@ def main() -> None:
     if not args.skip_spsolve:
         base = run_case(args.n, "spsolve")
         results["spsolve"] = base
-        print(json.dumps({"spsolve_n": args.n, **base,
-                          "speedup_vs_spsolve": base["wall_s"] / ours["wall_s"],
-                          "memory_ratio": ours["peak_GiB"] / base["peak_GiB"]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "spsolve_n": args.n,
+                    **base,
+                    "speedup_vs_spsolve": base["wall_s"] / ours["wall_s"],
+                    "memory_ratio": ours["peak_GiB"] / base["peak_GiB"],
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
