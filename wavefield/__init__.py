@@ -6,11 +6,11 @@ This package never imports :mod:`raytrace`.
 """
 
 from wavefield.angular import angular_spectrum
-from wavefield.derived import amplitude, phase_gradient, wave_potential
 from wavefield.helmholtz import grid_for, solve_helmholtz
 from wavefield.paraxial import Absorber, propagate_paraxial
 from wavefield.pml import PML
 from wavetraj import field_dataset, load, save, validate_field
+from wavetraj.derived import amplitude, phase_gradient, wave_potential
 
 __all__ = [
     "PML",

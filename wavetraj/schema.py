@@ -55,6 +55,7 @@ RAY_STATUSES = (
     "max_steps",  # the integrator's step budget ran out
     "nonfinite",  # NaN/inf met at a step boundary
     "crossed",  # crossed a neighbouring ray (caustic): ray-tube flux is undefined
+    "ensemble",  # stopped with its self-consistent ensemble when a neighbour stopped
 )
 
 #: Arrays up to this many elements are stored in full in the JSON parameters attr;

@@ -8,6 +8,10 @@ unwrapped phase or from R itself (which has a kink at every node):
 
 the last from ∇²u/u = ∇²R/R − |∇φ|² + i(…) with the k_ref terms cancelling exactly.
 Where R < ``floor``·max R (near nodes) these quantities are undefined: NaN, never inf.
+
+They live in the shared core (not in ``wavefield``) because the contract says they are
+derived on demand from *any* field Dataset, and ``raytrace`` needs Q from a field without
+importing ``wavefield``; ``wavefield`` re-exports them under its own name.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import xarray as xr
 from findiff import Diff
 
-from wavetraj import validate_field
+from wavetraj.schema import validate_field
 
 #: Relative amplitude below which k and Q are reported as NaN. At 1e-6 of the peak the
 #: round-off in ∂A/A is still ~1e-10 relative; below it a node dominates.
