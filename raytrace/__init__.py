@@ -4,6 +4,17 @@ Tracers return a ray Dataset (see :mod:`wavetraj.schema`): x, z, kx, kz, R, Q, t
 ray and step, a per-ray status, and provenance. This package never imports :mod:`wavefield`.
 """
 
+from raytrace.dynamics import KleinGordon, Schrodinger
+from raytrace.tracer import Integrator, trace
 from wavetraj import load, ray_dataset, save, validate_rays
 
-__all__ = ["load", "ray_dataset", "save", "validate_rays"]
+__all__ = [
+    "Integrator",
+    "KleinGordon",
+    "Schrodinger",
+    "load",
+    "ray_dataset",
+    "save",
+    "trace",
+    "validate_rays",
+]

@@ -81,7 +81,9 @@ class _Dynamics:
         if self.grad_V is not None:
             gx, gz = self.grad_V(*np.broadcast_arrays(np.asarray(x, float), np.asarray(z, float)))
             shape = np.broadcast(np.asarray(x), np.asarray(z)).shape
-            return np.broadcast_to(gx, shape).astype(float), np.broadcast_to(gz, shape).astype(float)
+            return np.broadcast_to(gx, shape).astype(float), np.broadcast_to(gz, shape).astype(
+                float
+            )
         return _fd_gradient(self.V, x, z, self.length_scale)
 
     def K2(self, x, z) -> np.ndarray:  # pragma: no cover - overridden

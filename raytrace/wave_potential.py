@@ -105,31 +105,33 @@ class Ensemble:
     accuracy : findiff accuracy of the label stencils.
     """
 
-    def __init__(self, x0, ln_R0, kx0, K2_launch, *, launch: str, accuracy: int):
+    def __init__(self, x0, ln_R0, kx0, K2_launch, *, launch: str, accuracy: int, C=None):
         self.n = n = x0.size
         self.D1, self.D2 = _label_operators(n, accuracy)
         self.D1T, self.D2T = self.D1.T.tocsr(), self.D2.T.tocsr()
         self.x0 = x0
-        self.C = np.zeros(n)
         Q0 = self.Q_from_log(x0, ln_R0)
-        if launch == "seed":
+        if C is not None:  # a sub-ensemble keeps its rays' constants of motion
+            self.C = np.asarray(C, float)
+        elif launch == "seed":
             self.C = -Q0  # k² − K² − Q = −Q(launch) along each ray: |k| = K at launch
+        else:
+            self.C = np.zeros(n)
         self.m0 = _ln_kz(Q0, self.C, kx0, K2_launch)
         self.Q0 = Q0
         xs0 = self.D1 @ x0
         self.ln_rho0 = 2 * ln_R0 + self.m0 + np.log(xs0)
         self.ln_rho0_ss = self.D2 @ self.ln_rho0
-        self.xs0 = xs0
         self.gap0 = np.diff(x0)
         self.kz_passes = self._count_passes(x0, kx0, K2_launch)
-        # The missing tail pressure on the outermost rows (module docstring).
-        m = self.ln_kz(x0, kx0, K2_launch)
-        wide = 2 * int((self.D2[0] != 0).sum())
-        edge = np.zeros(n, bool)
-        edge[:wide] = edge[-wide:] = True
-        self.boundary_force = np.where(
-            edge, self._force(x0, m, consistent=True) - self._force(x0, m), 0.0
-        )
+        self.calibrate(x0, kx0, K2_launch)
+
+    def calibrate(self, x, kx, K2) -> None:
+        """Measure the variational force's consistency error at this state (module
+        docstring); it is carried along scaled as x_s⁻³, exact for self-similar beams."""
+        m = self.ln_kz(x, kx, K2)
+        self.correction = self.chain_force(x, m) - self._force(x, m)
+        self.xs_ref = self.D1 @ x
 
     # -- amplitude and Q -------------------------------------------------------------
     def ln_R(self, x, m):
@@ -173,8 +175,13 @@ class Ensemble:
             return (self.D1 @ (w * dE_dxs) - self.D2 @ (w * dE_dxss)) / w
         return -(self.D1T @ (w * dE_dxs) + self.D2T @ (w * dE_dxss)) / w
 
+    def chain_force(self, x, m):
+        """∂xQ = Q_s/x_s straight from the stencils: accurate (exact for a Gaussian) but
+        not variational — used only to calibrate the edge rows at launch."""
+        return (self.D1 @ self.Q(x, m)) / (self.D1 @ x)
+
     def Qx(self, x, m):
-        return self._force(x, m) + self.boundary_force * (self.xs0 / (self.D1 @ x)) ** 3
+        return self._force(x, m) + self.correction * (self.xs_ref / (self.D1 @ x)) ** 3
 
     def Q(self, x, m):
         return self.Q_from_log(x, self.ln_R(x, m))
@@ -184,9 +191,11 @@ class Ensemble:
         P = (abs(self.D1) + abs(self.D2)).astype(bool).astype(float)
         P = (P.T @ P).astype(bool).astype(float)
         for _ in range(self.kz_passes):
-            P = (P @ ((abs(self.D1) + abs(self.D2)).T @ (abs(self.D1) + abs(self.D2)))).astype(
-                bool
-            ).astype(float)
+            P = (
+                (P @ ((abs(self.D1) + abs(self.D2)).T @ (abs(self.D1) + abs(self.D2))))
+                .astype(bool)
+                .astype(float)
+            )
         return sp.bmat([[P, P], [P, P]]).tocsr()
 
     def margins(self, x, kx, K2, Q) -> dict[str, np.ndarray]:
@@ -229,9 +238,15 @@ class FieldPotential:
             (self.z, self.x), undefined.astype(float), bounds_error=False, fill_value=1.0
         )
         self.Q_launch_row = Q[0]
+        R = np.abs(field["envelope"].values)
+        self._amplitude = RectBivariateSpline(self.z, self.x, R, kx=3, ky=3)
 
     def __call__(self, x, z) -> tuple[np.ndarray, np.ndarray]:
         return self._spline.ev(z, x), self._spline.ev(z, x, dy=1)
+
+    def amplitude(self, x, z) -> np.ndarray:
+        """R = |u| of the field at (x, z) (bicubic spline)."""
+        return self._amplitude.ev(z, x)
 
     def node_margin(self, x, z) -> np.ndarray:
         return 0.5 - self._undefined(np.column_stack([np.broadcast_to(z, x.shape), x]))

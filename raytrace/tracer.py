@@ -1,0 +1,595 @@
+"""``trace``: launch rays from the line z = z0 and integrate the ray system in z.
+
+The ray system (DESIGN.md) is dr/dσ = k, dk/dσ = ½∇(K² + Q), with the constraint
+k² = K² + Q + C along each ray (C = 0 for the "dispersion" launch, C = −Q(launch) for the
+seed's |k| = K launch, its eq. 5.4). Rays go to +z, so z is the independent variable and
+kz is eliminated through the constraint — an exact reduction of the Hamiltonian flow:
+
+    dx/dz = kx/kz,   dkx/dz = ½ ∂x(K² + Q)/kz,   dσ/dz = 1/kz,   dt/dz = (dt/dσ)/kz,
+    kz = sqrt(K² + Q + C − kx²).
+
+Three sources of Q (``wave_potential=``):
+
+* ``"none"`` — geometric optics, Q = 0; the rays are independent (DOP853).
+* a field Dataset — Q = ∇²R/R of that field (:class:`~raytrace.wave_potential.FieldPotential`);
+  independent rays (DOP853).
+* ``"self-consistent"`` (default, the seed's method) — Q from the ray ensemble itself
+  (:class:`~raytrace.wave_potential.Ensemble`); the rays are coupled through a stiff
+  fourth-derivative term and integrated together by the L-stable Radau IIA method.
+
+A ray stops when it meets a stop condition ("node", "crossed", "forbidden", "domain") at
+the exact z where its margin crosses zero (a terminal event); the place is recorded in
+``stop_x``/``stop_z``. Independent rays stop alone; a self-consistent ensemble stops as a
+whole (the others get status "ensemble"), because its Q needs every ray.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import xarray as xr
+from findiff import Diff
+from scipy.integrate import solve_ivp
+
+from raytrace.dynamics import KleinGordon, _Dynamics
+from raytrace.wave_potential import DEFAULT_ACCURACY, MIN_RAYS, Ensemble, FieldPotential
+from wavetraj import ray_dataset
+
+log = logging.getLogger(__name__)
+
+MODES = ("self-consistent", "none")
+LAUNCHES = ("dispersion", "seed")
+#: Default local error tolerances. Measured (Gaussian, λ0/w0 = 1e-4, 3 z_R, 128–1000
+#: self-consistent rays): 1e-7 leaves the integration error at ~1e-8 w0, far below the
+#: ray-count error it is used to measure, at 1/10 the cost of 1e-9 (Radau's Newton and
+#: Jacobian work grows fast with the tolerance).
+RTOL = 1e-7
+ATOL = 1e-7
+#: Output planes when neither ``n_steps`` nor ``z_out`` is given.
+DEFAULT_STEPS = 201
+#: Margins that are not applicable are reported as this (finite: the event root finder
+#: must never see inf).
+FAR = 1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class Integrator:
+    """Settings of the z-march.
+
+    Parameters
+    ----------
+    rtol, atol : local error tolerances of SciPy's ``solve_ivp`` (atol in units of w0 and
+        1/w0). The defaults hold the integration error near 1e-8 w0 over a few Rayleigh
+        lengths, so the ray-count discretisation dominates the measured error.
+    method : "auto" (Radau for the coupled self-consistent ensemble, DOP853 for
+        independent rays) or any ``solve_ivp`` method name.
+    max_rhs : budget of right-hand-side evaluations; a march that exceeds it stops its rays
+        with status "max_steps".
+    """
+
+    rtol: float = RTOL
+    atol: float = ATOL
+    method: str = "auto"
+    max_rhs: int = 2_000_000
+
+    def __post_init__(self):
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0 < value < 1):
+                raise ValueError(f"Integrator.{name} must be in (0, 1); got {value!r}")
+        methods = ("auto", "Radau", "BDF", "LSODA", "DOP853", "RK45", "RK23")
+        if self.method not in methods:
+            raise ValueError(f"Integrator.method must be one of {methods}; got {self.method!r}")
+        if not (isinstance(self.max_rhs, int) and self.max_rhs > 0):
+            raise ValueError(f"Integrator.max_rhs must be a positive int; got {self.max_rhs!r}")
+
+
+class _Budget(Exception):
+    pass
+
+
+def _launch_values(name: str, value, x0: np.ndarray) -> np.ndarray:
+    """A launch profile given as a callable of x0 or as an array on x0."""
+    out = value(x0) if callable(value) else value
+    out = np.broadcast_to(np.asarray(out, dtype=float), x0.shape).copy()
+    if not np.all(np.isfinite(out)):
+        bad = x0[~np.isfinite(out)]
+        raise ValueError(f"{name} is not finite at x0 = {bad[:3]}…: check the launch profile")
+    return out
+
+
+def _launch_kx(phi0, x0: np.ndarray) -> np.ndarray:
+    """kx0 = dφ0/dx at the launch points (4th-order differences)."""
+    if phi0 is None:
+        return np.zeros_like(x0)
+    if callable(phi0):
+        h = 1e-3 * max(np.min(np.diff(np.sort(x0))) if x0.size > 1 else 1.0, 1e-6)
+        f = [_launch_values("phi0", phi0, x0 + s * h) for s in (-2, -1, 1, 2)]
+        return (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+    phi = _launch_values("phi0", phi0, x0)
+    if x0.size < 5:
+        raise ValueError(f"phi0 as an array needs >= 5 launch points; got {x0.size}")
+    return Diff(0, x0, acc=4)(phi)
+
+
+def _check_x0(x0, mode: str) -> np.ndarray:
+    x0 = np.atleast_1d(np.asarray(x0, dtype=float))
+    if x0.ndim != 1 or x0.size == 0 or not np.all(np.isfinite(x0)):
+        raise ValueError(f"x0 must be a non-empty 1-D array of finite positions; got {x0!r}")
+    if mode == "self-consistent":
+        if x0.size < MIN_RAYS:
+            raise ValueError(
+                f"the self-consistent Wave Potential needs >= {MIN_RAYS} rays to form R''; "
+                f"got {x0.size}: pass more launch points (e.g. np.linspace(-3, 3, 200))"
+            )
+        if np.any(np.diff(x0) <= 0):
+            raise ValueError(
+                "x0 must be strictly increasing for the self-consistent Wave Potential "
+                "(neighbouring rays form the ray tubes): pass np.unique(x0)"
+            )
+    return x0
+
+
+class _Problem:
+    """Right-hand side, stop margins and diagnostics of one mode, on the active rays."""
+
+    coupled = False
+
+    def __init__(self, dyn: _Dynamics, x0, kx0, ln_R0, z0, C):
+        self.dyn, self.z0 = dyn, z0
+        self.x0, self.kx0, self.ln_R0, self.C = x0, kx0, ln_R0, C
+
+    # Q, ∂xQ and ln kz at the active rays; subclasses fill in Q.
+    def potential(self, x, z, kx, K2, idx):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def rhs(self, z, y, idx):
+        n = idx.size
+        x, kx = y[:n], y[n : 2 * n]
+        K2 = self.dyn.K2(x, np.full(n, z))
+        gx, _ = self.dyn.grad_K2(x, np.full(n, z))
+        Q, Qx, kz = self.potential(x, z, kx, K2, idx)
+        rate = self.dyn.time_rate(x, np.full(n, z))
+        return np.concatenate([kx / kz, 0.5 * (gx + Qx) / kz, rate / kz, 1.0 / kz])
+
+    def margins(self, z, y, idx) -> dict[str, np.ndarray]:
+        n = idx.size
+        x, kx = y[:n], y[n : 2 * n]
+        K2 = self.dyn.K2(x, np.full(n, z))
+        Q, _, _ = self.potential(x, z, kx, K2, idx, need_force=False)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            forbidden = (K2 + Q + self.C[idx] - kx**2) / np.abs(K2) - 1e-8
+        return {"forbidden": np.nan_to_num(forbidden, nan=-1.0)}
+
+    def observe(self, z, y, idx):
+        """(kz, R, Q) at the active rays, for the output planes."""
+        n = idx.size
+        x, kx = y[:n], y[n : 2 * n]
+        K2 = self.dyn.K2(x, np.full(n, z))
+        Q, _, kz = self.potential(x, z, kx, K2, idx, need_force=False)
+        return kz, self.amplitude(x, z, kz, idx), Q
+
+    def amplitude(self, x, z, kz, idx):
+        """R from flux conservation R²·kz·(tube width) = const, 2nd-order tube widths."""
+        if idx.size < 3:
+            return np.full(idx.size, np.nan)
+        s = idx.astype(float)
+        width = np.gradient(x, s)
+        width0 = np.gradient(self.x0[idx], s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = (self.kz0[idx] * width0) / (kz * width)
+            R = np.exp(self.ln_R0[idx]) * np.sqrt(np.where(ratio > 0, ratio, np.nan))
+        return R
+
+
+class _GeometricOptics(_Problem):
+    label = "none"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        K2 = self.dyn.K2(self.x0, np.full(self.x0.size, self.z0))
+        self.kz0 = np.sqrt(K2 + self.C - self.kx0**2)
+
+    def potential(self, x, z, kx, K2, idx, need_force=True):
+        zero = np.zeros_like(x)
+        with np.errstate(invalid="ignore"):
+            return zero, zero, np.sqrt(K2 + self.C[idx] - kx**2)
+
+
+class _FromField(_Problem):
+    label = "field"
+
+    def __init__(self, dyn, x0, kx0, ln_R0, z0, C, field_potential: FieldPotential):
+        self.field = field_potential
+        super().__init__(dyn, x0, kx0, ln_R0, z0, C)
+        Q0, _ = self.field(x0, np.full(x0.size, z0))
+        K2 = dyn.K2(x0, np.full(x0.size, z0))
+        self.kz0 = np.sqrt(K2 + Q0 + C - kx0**2)
+
+    def potential(self, x, z, kx, K2, idx, need_force=True):
+        Q, Qx = self.field(x, np.full(x.size, z))
+        with np.errstate(invalid="ignore"):
+            return Q, Qx, np.sqrt(K2 + Q + self.C[idx] - kx**2)
+
+    def margins(self, z, y, idx):
+        out = super().margins(z, y, idx)
+        x = y[: idx.size]
+        out["node"] = self.field.node_margin(x, z)
+        out["domain"] = self.field.domain_margin(x)
+        return out
+
+    def amplitude(self, x, z, kz, idx):
+        return self.field.amplitude(x, np.full(x.size, z))
+
+
+class _SelfConsistent(_Problem):
+    """One :class:`Ensemble` per contiguous group of rays: the launch ensemble, and the
+    sub-ensembles left when a ray stops (each side continues with its own edges)."""
+
+    label = "self-consistent"
+    coupled = True
+
+    def __init__(self, dyn, x0, kx0, ln_R0, z0, launch, accuracy):
+        self.K2_launch = dyn.K2(x0, np.full(x0.size, z0))
+        ens = Ensemble(x0, ln_R0, kx0, self.K2_launch, launch=launch, accuracy=accuracy)
+        super().__init__(dyn, x0, kx0, ln_R0, z0, ens.C)
+        self.accuracy = accuracy
+        self.kz0 = np.exp(ens.m0)
+        self._ensembles = {(0, x0.size): ens}
+
+    def group(self, idx, z, y) -> None:
+        """Prepare the ensemble of rays ``idx`` (contiguous) restarting from state y at z."""
+        key = (int(idx[0]), idx.size)
+        if key in self._ensembles:
+            return
+        ens = Ensemble(
+            self.x0[idx],
+            self.ln_R0[idx],
+            self.kx0[idx],
+            self.K2_launch[idx],
+            launch="dispersion",
+            accuracy=self.accuracy,
+            C=self.C[idx],
+        )
+        n = idx.size
+        ens.calibrate(y[:n], y[n : 2 * n], self.dyn.K2(y[:n], np.full(n, z)))
+        self._ensembles[key] = ens
+
+    def _ens(self, idx) -> Ensemble:
+        return self._ensembles[int(idx[0]), idx.size]
+
+    def potential(self, x, z, kx, K2, idx, need_force=True):
+        ens = self._ens(idx)
+        m = ens.ln_kz(x, kx, K2)
+        Q = ens.Q(x, m)
+        Qx = ens.Qx(x, m) if need_force else None
+        return Q, Qx, np.exp(m)
+
+    def margins(self, z, y, idx):
+        n = idx.size
+        x, kx = y[:n], y[n : 2 * n]
+        K2 = self.dyn.K2(x, np.full(n, z))
+        Q, _, _ = self.potential(x, z, kx, K2, idx, need_force=False)
+        found = self._ens(idx).margins(x, kx, K2, Q)
+        return {k: np.nan_to_num(v, nan=-1.0) for k, v in found.items()}
+
+    def amplitude(self, x, z, kz, idx):
+        return np.exp(self._ens(idx).ln_R(x, np.log(kz)))
+
+    def sparsity(self, idx) -> sp.csr_matrix:
+        P = self._ens(idx).jacobian_sparsity()  # (x, kx) block pattern, 2n × 2n
+        n = idx.size
+        rows = sp.vstack([P, P[:n], P[:n]])  # t and σ rows depend like x's
+        return sp.hstack([rows, sp.csr_matrix((4 * n, 2 * n))]).tocsr()
+
+
+def _resolve_mode(wave_potential) -> str:
+    if isinstance(wave_potential, xr.Dataset):
+        return "field"
+    if isinstance(wave_potential, str) and wave_potential in MODES:
+        return wave_potential
+    raise ValueError(
+        f"wave_potential must be one of {MODES} or a field Dataset from wavefield; "
+        f"got {wave_potential!r}"
+    )
+
+
+def _output_planes(z0: float, z_end, n_steps, z_out) -> np.ndarray:
+    if z_out is not None:
+        z_out = np.asarray(z_out, dtype=float)
+        if z_out.ndim != 1 or z_out.size < 2 or np.any(np.diff(z_out) <= 0):
+            raise ValueError("z_out must be a strictly increasing 1-D array of >= 2 planes")
+        if z_out[0] != z0:
+            raise ValueError(f"z_out must start at the launch line z0 = {z0!r}; got {z_out[0]!r}")
+        return z_out
+    if z_end is None or not np.isfinite(z_end) or z_end <= z0:
+        raise ValueError(f"z_end must be a finite number > z0 = {z0!r}; got {z_end!r}")
+    n_steps = DEFAULT_STEPS if n_steps is None else int(n_steps)
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2 output planes; got {n_steps!r}")
+    return np.linspace(z0, z_end, n_steps)
+
+
+def trace(
+    dynamics: _Dynamics,
+    x0,
+    R0: Callable | np.ndarray,
+    *,
+    phi0: Callable | np.ndarray | None = None,
+    z0: float = 0.0,
+    z_end: float | None = None,
+    wave_potential="self-consistent",
+    launch: str = "dispersion",
+    n_steps: int | None = None,
+    z_out=None,
+    accuracy: int = DEFAULT_ACCURACY,
+    integrator: Integrator | None = None,
+) -> xr.Dataset:
+    """Trace rays launched from x0 on z = z0 to z_end; return a ray Dataset.
+
+    Parameters
+    ----------
+    dynamics : :class:`~raytrace.Schrodinger` or :class:`~raytrace.KleinGordon`.
+    x0 : launch positions [w0] (strictly increasing for the self-consistent mode).
+    R0 : launch amplitude, a callable of x or an array on x0 (> 0 everywhere: its log is
+        used, so tails as small as 1e-300 are fine).
+    phi0 : launch phase φ0(x) (callable or array on x0); None for a flat phase (k ∥ +z).
+    z0, z_end : launch line and end [w0]; or ``z_out``, the output planes themselves.
+    wave_potential : "self-consistent" (Q from the rays, the seed's method), "none"
+        (geometric optics) or a field Dataset (Q = ∇²R/R of that field).
+    launch : "dispersion" (k² = K² + Q at launch, consistent with the field equation) or
+        "seed" (|k| = K at launch, seed eq. 5.4). Recorded in attrs ``launch``.
+    n_steps : number of output planes (default 201) from z0 to z_end.
+    accuracy : findiff accuracy of the self-consistent label stencils (2, 4 or 6).
+    integrator : :class:`Integrator` settings.
+
+    Returns
+    -------
+    xarray.Dataset
+        The ray schema (``wavetraj.ray_dataset``) plus ``stop_x``, ``stop_z`` (where a ray
+        stopped, NaN if it reached z_end), ``dispersion_residual`` = k² − K² − Q and
+        ``flux_residual`` = R²·kz·(tube width)/(launch value) − 1 along each ray.
+
+    Notes
+    -----
+    Equations and the stop rules are in the module docstring; the self-consistent Q
+    (quantum-stress form, why it is stable) in :mod:`raytrace.wave_potential`.
+
+    Examples
+    --------
+    >>> import numpy as np, raytrace
+    >>> d = raytrace.Schrodinger.for_wavelength(1e-2)
+    >>> rays = trace(d, np.linspace(-3, 3, 64), lambda x: np.exp(-x**2), z_end=100.0)
+    >>> rays.attrs["wave_potential"], str(rays.status.values[0])
+    ('self-consistent', 'ok')
+    """
+    if not isinstance(dynamics, _Dynamics):
+        raise TypeError(
+            f"dynamics must be raytrace.Schrodinger(...) or raytrace.KleinGordon(...); "
+            f"got {type(dynamics).__name__}"
+        )
+    mode = _resolve_mode(wave_potential)
+    if launch not in LAUNCHES:
+        raise ValueError(f"launch must be one of {LAUNCHES}; got {launch!r}")
+    if accuracy not in (2, 4, 6):
+        raise ValueError(f"accuracy must be 2, 4 or 6; got {accuracy!r}")
+    integrator = integrator or Integrator()
+    x0 = _check_x0(x0, mode)
+    z0 = float(z0)
+    planes = _output_planes(z0, z_end, n_steps, z_out)
+    dynamics.check_launch(x0, z0)
+    R0v = _launch_values("R0", R0, x0)
+    if np.any(R0v <= 0):
+        bad = x0[R0v <= 0]
+        raise ValueError(
+            f"R0 must be > 0 at every launch point (its log is used); R0 <= 0 at "
+            f"{bad.size} points, e.g. x0 = {bad[0]:.6g}: launch only where R0 > 0 "
+            "(narrow the span of x0)"
+        )
+    ln_R0 = np.log(R0v)
+    kx0 = _launch_kx(phi0, x0)
+
+    field_potential = None
+    if mode == "field":
+        field_potential = FieldPotential(wave_potential)
+        zmax = float(wave_potential["z"].values[-1])
+        if planes[-1] > zmax * (1 + 1e-12):
+            raise ValueError(
+                f"z_end = {planes[-1]!r} is beyond the field's last plane z = {zmax!r}: "
+                "trace to at most the field's extent or compute a longer field"
+            )
+        Q0, _ = field_potential(x0, np.full(x0.size, z0))
+    if mode == "self-consistent":
+        problem = _SelfConsistent(dynamics, x0, kx0, ln_R0, z0, launch, accuracy)
+    else:
+        if mode == "field":
+            C = -Q0 if launch == "seed" else np.zeros_like(x0)
+            problem = _FromField(dynamics, x0, kx0, ln_R0, z0, C, field_potential)
+        else:
+            problem = _GeometricOptics(dynamics, x0, kx0, ln_R0, z0, np.zeros_like(x0))
+    out, status, stop = _march(problem, x0, kx0, planes, integrator)
+    return _dataset(
+        problem,
+        dynamics,
+        mode,
+        launch,
+        x0,
+        planes,
+        out,
+        status,
+        stop,
+        R0,
+        phi0,
+        accuracy,
+        integrator,
+    )
+
+
+def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
+    """Integrate groups of rays; on a stop event, stop the ray that met it and continue
+    with the rest (independent rays), or with each side as its own ensemble (coupled)."""
+    n, n_out = x0.size, planes.size
+    names = ("x", "kx", "t", "sigma", "kz", "R", "Q")
+    out = {k: np.full((n, n_out), np.nan) for k in names}
+    status = np.array(["ok"] * n, dtype=object)
+    stop = np.full((n, 2), np.nan)  # (x, z) where a ray stopped
+    method = integ.method
+    if method == "auto":
+        method = "Radau" if problem.coupled else "DOP853"
+    calls = [0]
+
+    def record(j, zz, yy, ii):
+        kz, R, Q = problem.observe(zz, yy, ii)
+        for k, v in zip(("x", "kx", "t", "sigma"), np.split(yy, 4), strict=True):
+            out[k][ii, j] = v
+        out["kz"][ii, j], out["R"][ii, j], out["Q"][ii, j] = kz, R, Q
+
+    y0 = np.concatenate([x0, kx0, np.zeros(n), np.zeros(n)])
+    record(0, planes[0], y0, np.arange(n))
+    queue = [(np.arange(n), planes[0], y0)]
+    while queue:
+        ii, z, y = queue.pop()
+        m = ii.size
+        if problem.coupled:
+            problem.group(ii, z, y)
+        hit = _first_stop(problem.margins(z, y, ii))
+        if hit is None:
+            j_next = int(np.searchsorted(planes, z, side="right"))
+            if j_next >= n_out:
+                continue
+            try:
+                sol = _solve(problem, ii, z, y, planes[j_next:], method, integ, calls)
+            except _Budget:
+                status[ii] = "max_steps"
+                continue
+            for col, zz in enumerate(sol.t):
+                if not np.all(np.isfinite(sol.y[:, col])):
+                    break
+                record(j_next + col, zz, sol.y[:, col], ii)
+            if sol.status == 0:
+                continue
+            if sol.status == -1 or not sol.t_events[0].size:
+                log.warning("ray march failed after z=%.6g: %s", z, sol.message)
+                status[ii] = "nonfinite"
+                stop[ii, 1] = z
+                continue
+            z, y = float(sol.t_events[0][0]), sol.y_events[0][0]
+            hit = _first_stop(problem.margins(z, y, ii), force=True)
+        reason, w = hit
+        status[ii[w]] = reason
+        stop[ii[w]] = (y[w], z)
+        keep = np.arange(m) != w
+        parts = (
+            [keep & (np.arange(m) < w), keep & (np.arange(m) > w)] if problem.coupled else [keep]
+        )
+        for part in parts:
+            if not part.any():
+                continue
+            sub = np.concatenate([p[part] for p in np.split(y, 4)])
+            if problem.coupled and part.sum() < MIN_RAYS:
+                status[ii[part]] = "ensemble"  # too few rays left to form R''
+                stop[ii[part], 0], stop[ii[part], 1] = y[:m][part], z
+                continue
+            queue.append((ii[part], z, sub))
+    return out, status, stop
+
+
+def _first_stop(margins: dict[str, np.ndarray], force: bool = False):
+    """(reason, local ray index) of the most violated stop condition, or None."""
+    reason = min(margins, key=lambda k: np.min(margins[k]))
+    w = int(np.argmin(margins[reason]))
+    if force or margins[reason][w] < 0:
+        return reason, w
+    return None
+
+
+def _solve(problem, ii, z, y, t_eval, method, integ, calls):
+    def fun(zz, yy):
+        calls[0] += 1
+        if calls[0] > integ.max_rhs:
+            raise _Budget
+        return problem.rhs(zz, yy, ii)
+
+    def event(zz, yy):
+        m = problem.margins(zz, yy, ii)
+        return float(min(np.min(np.minimum(v, FAR)) for v in m.values()))
+
+    event.terminal, event.direction = True, -1
+    kwargs = {}
+    if problem.coupled and method in ("Radau", "BDF", "LSODA"):
+        kwargs["jac_sparsity"] = problem.sparsity(ii)
+    with np.errstate(all="ignore"):
+        return solve_ivp(
+            fun,
+            (z, t_eval[-1]),
+            y,
+            method=method,
+            t_eval=t_eval,
+            events=event,
+            rtol=integ.rtol,
+            atol=integ.atol,
+            **kwargs,
+        )
+
+
+def _dataset(problem, dyn, mode, launch, x0, planes, out, status, stop, R0, phi0, acc, integ):
+    n = x0.size
+    K2 = dyn.K2(out["x"], np.broadcast_to(planes, out["x"].shape))
+    k2 = out["kx"] ** 2 + out["kz"] ** 2
+    disp = k2 - K2 - out["Q"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        width = np.gradient(out["x"], axis=0) if n >= 2 else np.full_like(out["x"], np.nan)
+        flux = out["R"] ** 2 * out["kz"] * width
+        flux_res = flux / flux[:, :1] - 1
+    z = np.where(np.isfinite(out["x"]), planes[None, :], np.nan)
+    kg = isinstance(dyn, KleinGordon)
+    return ray_dataset(
+        x0,
+        x=out["x"],
+        z=z,
+        kx=out["kx"],
+        kz=out["kz"],
+        R=out["R"],
+        Q=out["Q"],
+        t=out["t"],
+        sigma=out["sigma"],
+        status=status.astype(str),
+        dynamics=dyn.describe(),
+        wave_potential=mode if mode != "field" else "field",
+        parameters={
+            "x0": x0,
+            "R0": R0,
+            "phi0": phi0,
+            "launch": launch,
+            "accuracy": acc,
+            "integrator": dataclasses.asdict(integ),
+            "dynamics": dyn.describe(),
+        },
+        time_unit="w0/c (c, hbar as given)" if kg else "m w0^2/hbar",
+        extra={
+            "stop_x": (stop[:, 0], "w0", "transverse position where the ray stopped"),
+            "stop_z": (stop[:, 1], "w0", "z where the ray stopped"),
+            "dispersion_residual": (disp, "1/w0^2", "k^2 - K^2 - Q along the ray"),
+            "flux_residual": (
+                flux_res,
+                "1",
+                "R^2 kz (tube width) relative to launch, minus 1 (2nd-order widths)",
+            ),
+        },
+        attrs={
+            "launch": launch,
+            "launch_description": (
+                "|k| = K at launch (seed eq. 5.4): k^2 - K^2 - Q = -Q(launch) on each ray"
+                if launch == "seed"
+                else "k^2 = K^2 + Q at launch (the field equation's dispersion relation)"
+            ),
+            "method": problem.label,
+            "accuracy": acc,
+            "rtol": integ.rtol,
+            "atol": integ.atol,
+        },
+    )
