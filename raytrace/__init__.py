@@ -5,13 +5,14 @@ ray and step, a per-ray status, and provenance. This package never imports :mod:
 """
 
 from raytrace.dynamics import KleinGordon, Schrodinger
-from raytrace.tracer import Integrator, trace
+from raytrace.tracer import Integrator, launch_points, trace
 from wavetraj import load, ray_dataset, save, validate_rays
 
 __all__ = [
     "Integrator",
     "KleinGordon",
     "Schrodinger",
+    "launch_points",
     "load",
     "ray_dataset",
     "save",

@@ -1,0 +1,296 @@
+"""raytrace: geometric optics, field-driven rays and the self-consistent Wave Potential."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import raytrace as rt
+import wavetraj
+
+from .helpers import gaussian_beam, observed_order
+
+EQ11_MAX = 1e-4  # issue 4: rays with |x0| <= 2 w0 within 1e-4 w0 of seed eq. 11
+#: Integration floor: Radau at rtol = atol = 1e-7 leaves ~1e-8 w0 (measured 2–4e-8 over
+#: 3 z_R); the self-consistent Gaussian is exact in the ray count (calibrated ensemble).
+INTEGRATION_FLOOR = 2e-7
+#: Geometric-optics rays against their closed form: DOP853 at rtol 1e-7 over half a
+#: period of the lens (measured 1.3e-6 w0).
+GEOMETRIC_TOL = 1e-5
+WAIST_TOL = 0.01  # issue 4: the rays' 1/e width at the focus within 1 % of Kogelnik
+FIELD_STREAMLINE_TOL = 1e-5  # field-driven rays vs exact streamlines (quintic spline of Q)
+ORDER_MIN = 2.0  # issue 4: error falls at a fitted order >= 2 with the ray count
+
+
+def gaussian(x):
+    return np.exp(-(x**2))
+
+
+def eq11_error(rays, zR, x0_max=2.0):
+    x0 = rays["x0"].values[:, None]
+    exact = x0 * np.sqrt(1 + (rays["z"].values / zR) ** 2)
+    sel = np.abs(rays["x0"].values) <= x0_max
+    return float(np.nanmax(np.abs(rays["x"].values - exact)[sel]))
+
+
+def grin(k, a):
+    """Schrödinger dynamics with K² = k²(1 − x²/a²): V = E x²/a² and its gradient."""
+    E = k**2 / 2
+
+    def V(x, z):
+        return E * x**2 / a**2
+
+    V.gradient = lambda x, z: (2 * E * x / a**2, 0 * x)
+    return rt.Schrodinger(V, E=E)
+
+
+# ----------------------------------------------------------------- geometric optics
+def test_geometric_optics_straight_rays_in_free_space():
+    d = rt.Schrodinger.for_wavelength(0.1)
+    K = 2 * np.pi / 0.1
+    x0 = np.linspace(-2, 2, 9)
+    phi0 = 0.3 * K * x0  # tilted launch: kx = 0.3 K
+    rays = rt.trace(d, x0, gaussian, phi0=phi0, z_end=20.0, wave_potential="none")
+    slope = 0.3 / np.sqrt(1 - 0.3**2)
+    exact = x0[:, None] + slope * rays["z"].values
+    np.testing.assert_allclose(rays["x"].values, exact, atol=GEOMETRIC_TOL)
+    assert (rays["status"].values == "ok").all()
+    assert np.all(rays["Q"].values == 0)
+    wavetraj.validate_rays(rays)
+
+
+def test_geometric_optics_grin_focuses_to_a_point():
+    """K² = k²(1 − x²/a²) does not depend on z, so kz = K(x0) on each ray and
+    x = x0 cos(Ω z), Ω = 1/(a·sqrt(1 − x0²/a²)) exactly: x0 cos(z/a) paraxially."""
+    k, a = 2 * np.pi / 1e-2, 100.0
+    x0 = np.linspace(-3, 3, 13)
+    rays = rt.trace(grin(k, a), x0, gaussian, z_end=np.pi * a, wave_potential="none")
+    z = rays["z"].values
+    omega = 1 / (a * np.sqrt(1 - x0**2 / a**2))
+    exact = x0[:, None] * np.cos(omega[:, None] * z)
+    np.testing.assert_allclose(rays["x"].values, exact, atol=GEOMETRIC_TOL)
+    focus = np.argmin(np.abs(z[0] - np.pi * a / 2))
+    # a point focus up to the non-paraxial spread of Ω (7e-4 of x0 here)
+    assert np.ptp(rays["x"].values[:, focus]) < 1e-3 * np.ptp(x0)
+
+
+# ----------------------------------------------------------------- self-consistent
+@pytest.mark.parametrize("lam", [1e-4, 1e-2])
+def test_self_consistent_gaussian_follows_eq11(lam):
+    d = rt.Schrodinger.for_wavelength(lam)
+    zR = np.pi / lam  # k w0²/2
+    rays = rt.trace(d, rt.launch_points(), gaussian, z_end=3 * zR, n_steps=31)
+    assert (rays["status"].values == "ok").all()
+    err = eq11_error(rays, zR)
+    # At 1e-2 the ray system is not paraxial: measured 4.7e-5 w0 of physical deviation
+    # from eq. 11 (converged in ray count), inside the issue's 1e-4.
+    assert err <= (INTEGRATION_FLOOR if lam == 1e-4 else EQ11_MAX), err
+    assert rays.attrs["launch"] == "dispersion"
+    assert np.nanmax(np.abs(rays["dispersion_residual"].values)) < 1e-6 * (2 * np.pi / lam) ** 2
+
+
+def check_stable_gaussian(n, span):
+    """λ0/w0 = 1e-4, where eq. 11 is exact even for the edge rays (at 1e-2 the rays from
+    ±4 w0 leave it by 4e-4 w0 at 3 z_R: non-paraxial physics, not instability)."""
+    lam = 1e-4
+    zR = np.pi / lam
+    d = rt.Schrodinger.for_wavelength(lam)
+    rays = rt.trace(d, np.linspace(-span, span, n), gaussian, z_end=3 * zR, n_steps=16)
+    x = rays["x"].values
+    assert (rays["status"].values == "ok").all()
+    assert np.all(np.isfinite(x))
+    assert np.all(np.diff(x, axis=0) > 0)  # no crossing: the order of the rays is kept
+    exact = rays["x0"].values[:, None] * np.sqrt(1 + (rays["z"].values / zR) ** 2)
+    assert np.max(np.abs(x - exact)) <= EQ11_MAX  # the edge rays too
+
+
+@pytest.mark.parametrize(("n", "span"), [(32, 4.0), (128, 4.0), (400, 4.0), (32, 1.0), (128, 1.0)])
+def test_self_consistent_stable_for_ray_counts_and_spans(n, span):
+    check_stable_gaussian(n, span)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n", "span"), [(1000, 4.0), (4000, 4.0), (400, 1.0), (1000, 1.0)])
+def test_self_consistent_stable_dense_ensembles(n, span):
+    """Slow variant of the test above (measured 13 s at 1000 rays over ±4 w0, 107 s over
+    ±1 w0, where the ray spacing and hence the stiffness is 16× larger)."""
+    check_stable_gaussian(n, span)
+
+
+def bell(x):
+    return np.exp(-(x**4))
+
+
+def test_self_consistent_order_in_ray_count_on_a_non_gaussian_launch():
+    """A bell launch is not self-similar, so the ensemble's discretisation error shows:
+    measured against 4× the finest count (same launch span, nested rays)."""
+    lam = 1e-4
+    d = rt.Schrodinger.for_wavelength(lam)
+    zR = np.pi / lam
+    kw = {"z_end": 0.1 * zR, "n_steps": 5}
+    counts = (41, 81, 161)
+    ref = rt.trace(d, np.linspace(-2, 2, 4 * (counts[-1] - 1) + 1), bell, **kw)
+    errs = []
+    for n in counts:
+        rays = rt.trace(d, np.linspace(-2, 2, n), bell, **kw)
+        stride = (ref.sizes["ray"] - 1) // (n - 1)
+        inner = np.abs(rays["x0"].values) <= 1
+        diff = rays["x"].values - ref["x"].values[::stride]
+        errs.append(float(np.nanmax(np.abs(diff[inner]))))
+    order = observed_order(4.0 / (np.array(counts) - 1), errs)
+    assert order >= ORDER_MIN, (order, errs)
+
+
+def test_lens_waist_matches_kogelnik_where_geometric_optics_gives_a_point():
+    k, a = 2 * np.pi / 1e-2, 100.0
+    x0 = rt.launch_points(121)
+    zf = np.pi * a / 2
+    rays = rt.trace(grin(k, a), x0, gaussian, z_end=zf, n_steps=21)
+    assert (rays["status"].values == "ok").all()
+    one = np.argmin(np.abs(x0 - 1.0))  # the ray launched at the 1/e amplitude point
+    w_min = 2 * a / (k * 1.0)
+    assert abs(rays["x"].values[one, -1] - w_min) <= WAIST_TOL * w_min
+    geo = rt.trace(grin(k, a), x0, gaussian, z_end=zf, n_steps=21, wave_potential="none")
+    assert abs(geo["x"].values[one, -1]) < 0.01 * w_min
+
+
+def test_seed_launch_convention_keeps_k_equal_K_at_launch():
+    lam = 1e-2
+    d = rt.Schrodinger.for_wavelength(lam)
+    K = 2 * np.pi / lam
+    rays = rt.trace(d, rt.launch_points(64), gaussian, z_end=100.0, launch="seed")
+    k0 = np.hypot(rays["kx"].values[:, 0], rays["kz"].values[:, 0])
+    np.testing.assert_allclose(k0, K, rtol=1e-12)
+    assert rays.attrs["launch"] == "seed"
+    res = rays["dispersion_residual"].values
+    # k² − K² − Q = −Q(launch) is carried along each ray
+    np.testing.assert_allclose(res, -rays["Q"].values[:, :1] * np.ones_like(res), atol=1e-6)
+
+
+# ----------------------------------------------------------------- Klein–Gordon
+def test_klein_gordon_time_of_flight_and_same_ray_shapes():
+    E, m0 = 700.0, 400.0  # v = 0.82 c; λ0/w0 = 2π/p = 1.1e-2
+    kg = rt.KleinGordon(None, E=E, rest_mass=m0)
+    p = np.sqrt(E**2 - m0**2)
+    x0 = rt.launch_points(48)
+    z_end = 3 * p / 2  # 3 Rayleigh lengths for K = p
+    rays = rt.trace(kg, x0, gaussian, z_end=z_end, n_steps=11, wave_potential="none")
+    v = p / E  # c²p/E
+    np.testing.assert_allclose(rays["t"].values[:, -1], z_end / v, rtol=1e-10)
+    same = rt.Schrodinger(None, E=p**2 / 2)  # same K² = p²
+    a = rt.trace(kg, x0, gaussian, z_end=z_end, n_steps=11)
+    b = rt.trace(same, x0, gaussian, z_end=z_end, n_steps=11)
+    np.testing.assert_allclose(a["x"].values, b["x"].values, atol=1e-7)
+    assert "KleinGordon" in a.attrs["dynamics"]
+
+
+# ----------------------------------------------------------------- field-driven
+def paraxial_gaussian_field(lam, zR_span=2.0):
+    k = 2 * np.pi / lam
+    zR = k / 2
+    x = np.linspace(-8, 8, 641)  # h = w0/40: Q = ∇²R/R from 4th-order differences to ~1e-5
+    z = np.linspace(0, zR_span * zR, 201)
+    X, Z = np.meshgrid(x, z)
+    A = gaussian_beam(X, Z, zR)
+    return wavetraj.field_dataset(
+        x, z, A, np.full(A.shape, k**2), k_ref=k, method="exact-paraxial", wavelength=lam
+    )
+
+
+def test_field_driven_rays_follow_the_fields_streamlines():
+    lam = 1e-4
+    field = paraxial_gaussian_field(lam)
+    zR = np.pi / lam
+    d = rt.Schrodinger.for_wavelength(lam)
+    x0 = np.linspace(-2, 2, 9)
+    rays = rt.trace(d, x0, gaussian, z_end=2 * zR, n_steps=21, wave_potential=field)
+    assert (rays["status"].values == "ok").all()
+    assert rays.attrs["wave_potential"] == "field"
+    assert eq11_error(rays, zR) <= FIELD_STREAMLINE_TOL
+    # R along the rays is the field's amplitude: R0·sqrt(w0/w) on the ray from x0.
+    w = np.sqrt(1 + (rays["z"].values / zR) ** 2)
+    R = np.exp(-(x0[:, None] ** 2)) / np.sqrt(w)
+    np.testing.assert_allclose(rays["R"].values, R, rtol=1e-3, atol=1e-6)
+
+
+def test_field_driven_rays_stop_at_the_domain_edge_and_at_the_fields_nodes():
+    lam = 1e-4
+    k = 2 * np.pi / lam
+    zR = np.pi / lam
+    d = rt.Schrodinger.for_wavelength(lam)
+    # A plane wave (A = 1, Q = 0) fills the window: a tilted ray leaves through x = 8.
+    x, z = np.linspace(-8, 8, 81), np.linspace(0, zR, 41)
+    flat = wavetraj.field_dataset(
+        x,
+        z,
+        np.ones((z.size, x.size)),
+        np.full((z.size, x.size), k**2),
+        k_ref=k,
+        method="plane-wave",
+        wavelength=lam,
+    )
+    rays = rt.trace(
+        d,
+        np.array([0.0, 1.0]),
+        gaussian,
+        phi0=lambda x: 1e-3 * k * x,
+        z_end=zR,
+        wave_potential=flat,
+        n_steps=11,
+    )
+    assert rays["status"].values.tolist() == ["domain", "domain"]
+    np.testing.assert_allclose(rays["stop_x"].values, 8.0, atol=1e-6)
+    slope = 1e-3 / np.sqrt(1 - 1e-6)
+    np.testing.assert_allclose(rays["stop_z"].values, (8.0 - np.array([0, 1])) / slope, rtol=1e-6)
+    # A Gaussian field: the ray launched at 6 w0 starts where R < 1e-6 max: Q undefined.
+    rays = rt.trace(
+        d, np.array([0.0, 6.0]), gaussian, z_end=zR, wave_potential=paraxial_gaussian_field(lam)
+    )
+    assert rays["status"].values.tolist() == ["ok", "node"]
+    assert rays["stop_x"].values[1] == 6.0 and rays["stop_z"].values[1] == 0.0
+
+
+# ----------------------------------------------------------------- nodes
+def test_bell_launch_stops_rays_at_nodes_and_records_where():
+    lam = 1e-4
+    zR = np.pi / lam
+    rays = rt.trace(
+        rt.Schrodinger.for_wavelength(lam),
+        np.linspace(-2.5, 2.5, 128),
+        bell,
+        z_end=zR,
+        n_steps=11,
+    )
+    status = rays["status"].values
+    assert set(status) <= set(wavetraj.RAY_STATUSES)
+    stopped = status != "ok"
+    assert stopped.any() and (status == "node").any()
+    assert np.all(np.isfinite(rays["stop_z"].values[stopped]))
+    assert np.all(np.isnan(rays["stop_z"].values[~stopped]))
+    # rays that carry on are finite all the way and keep their order
+    x = rays["x"].values[~stopped]
+    assert np.all(np.isfinite(x)) and np.all(np.diff(x, axis=0) > 0)
+
+
+# ----------------------------------------------------------------- errors
+def test_bad_input_names_the_parameter():
+    d = rt.Schrodinger.for_wavelength(1e-2)
+    x0 = rt.launch_points(32)
+    with pytest.raises(ValueError, match="wave_potential must be one of"):
+        rt.trace(d, x0, gaussian, z_end=1.0, wave_potential="magic")
+    with pytest.raises(ValueError, match="launch must be one of"):
+        rt.trace(d, x0, gaussian, z_end=1.0, launch="x")
+    with pytest.raises(ValueError, match=r"needs >= \d+ rays"):
+        rt.trace(d, x0[:5], gaussian, z_end=1.0)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        rt.trace(d, x0[::-1], gaussian, z_end=1.0)
+    with pytest.raises(ValueError, match="z_end must be a finite number"):
+        rt.trace(d, x0, gaussian, z_end=-1.0)
+    with pytest.raises(ValueError, match="R0 must be > 0"):
+        rt.trace(d, x0, lambda x: np.exp(-(x**2)) - 1e-3, z_end=1.0)
+    with pytest.raises(TypeError, match="dynamics must be"):
+        rt.trace("schrodinger", x0, gaussian, z_end=1.0)
+    with pytest.raises(ValueError, match=r"not allowed .*K² ≤ 0"):
+        rt.trace(rt.Schrodinger(lambda x, z: 10 + 0 * x, E=1.0), x0, gaussian, z_end=1.0)
+    with pytest.raises(ValueError, match="mass must be a positive"):
+        rt.Schrodinger(None, E=1.0, mass=-1)
