@@ -1,0 +1,182 @@
+"""Streamlines of ∇φ of a field, in the ray schema.
+
+For an exact solution u = R e^{iφ} of ∇²u + K²u = 0 the streamlines of k = ∇φ obey the
+ray equations (DESIGN.md, "Why the comparison is exact"), so they are what the rays must
+follow. With z as the parameter,
+
+    dx/dz = kx(x, z) / kz(x, z),     dσ/dz = 1/kz,
+
+with (kx, kz) = (Im ∂x A/A, k_ref + Im ∂z A/A) from :func:`wavetraj.derived.phase_gradient`
+(6th-order differences of the smooth envelope, no unwrapping) and interpolated by quintic
+splines. DOP853 integrates; a streamline stops with status "node" where the field's
+amplitude is below the node floor (∇φ undefined) and "domain" at the edges of the grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy.integrate import solve_ivp
+from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
+
+from wavetraj import ray_dataset, validate_field
+from wavetraj.derived import AMPLITUDE_FLOOR, phase_gradient, wave_potential
+
+#: Local error tolerance of the streamline integration (units of w0): well below the
+#: 1e-6 w0 at which interpolated fields are judged.
+RTOL = 1e-11
+ATOL = 1e-11
+#: Difference accuracy of kx, kz on the field grid: the streamline error is set by it.
+GRADIENT_ACCURACY = 6
+SPLINE_DEGREE = 5
+
+
+class _Interpolated:
+    def __init__(self, field: xr.Dataset, floor: float):
+        x, z = field["x"].values, field["z"].values
+        if x.size <= SPLINE_DEGREE + GRADIENT_ACCURACY or z.size <= SPLINE_DEGREE + 1:
+            raise ValueError(
+                f"the field grid is {z.size} × {x.size} (z × x): streamlines need > "
+                f"{SPLINE_DEGREE + GRADIENT_ACCURACY} points in x and > {SPLINE_DEGREE + 1} in z"
+            )
+        acc = GRADIENT_ACCURACY if z.size > GRADIENT_ACCURACY + 2 else 2
+        kx, kz = phase_gradient(field, accuracy=acc, floor=floor)
+        Q = wave_potential(field, accuracy=acc, floor=floor).values
+        undefined = ~(np.isfinite(kx.values) & np.isfinite(kz.values))
+        k = SPLINE_DEGREE
+
+        def spline(values):
+            return RectBivariateSpline(z, x, np.where(undefined, 0.0, values), kx=k, ky=k)
+
+        self.kx, self.kz = spline(kx.values), spline(kz.values)
+        self.Q = spline(np.nan_to_num(Q))
+        self.R = RectBivariateSpline(z, x, np.abs(field["envelope"].values), kx=3, ky=3)
+        self._undefined = RegularGridInterpolator(
+            (z, x), undefined.astype(float), bounds_error=False, fill_value=1.0
+        )
+        self.x, self.z = x, z
+
+    def node_margin(self, x, z):
+        return 0.5 - self._undefined(np.column_stack([np.broadcast_to(z, x.shape), x]))
+
+    def domain_margin(self, x):
+        return np.minimum(x - self.x[0], self.x[-1] - x)
+
+
+def streamlines(
+    field: xr.Dataset,
+    x0,
+    *,
+    z_end: float | None = None,
+    n_steps: int | None = None,
+    z_out=None,
+    floor: float = AMPLITUDE_FLOOR,
+) -> xr.Dataset:
+    """Streamlines of ∇φ of ``field`` launched from ``x0`` on its first plane.
+
+    Parameters
+    ----------
+    field : a field Dataset (any wavefield solver, or built by ``wavetraj.field_dataset``).
+    x0 : launch positions on z = field.z[0] [w0].
+    z_end : last plane (default: the field's last plane); or ``z_out``, the planes.
+    n_steps : number of output planes (default: the field's planes up to z_end).
+    floor : relative amplitude below which ∇φ is undefined (a node).
+
+    Returns
+    -------
+    xarray.Dataset in the ray schema: x, z, kx, kz, R, Q (∇²R/R of the field), sigma and
+    t (= σ, the Schrödinger time-table with m = ħ = 1), per-ray ``status``, ``stop_x``,
+    ``stop_z``.
+    """
+    validate_field(field)
+    x0 = np.atleast_1d(np.asarray(x0, dtype=float))
+    if x0.ndim != 1 or not np.all(np.isfinite(x0)):
+        raise ValueError(f"x0 must be a 1-D array of finite positions; got {x0!r}")
+    zf = field["z"].values
+    if z_out is None:
+        z_end = float(zf[-1]) if z_end is None else float(z_end)
+        if not zf[0] < z_end <= zf[-1] * (1 + 1e-12) + 1e-300:
+            raise ValueError(
+                f"z_end must lie in the field's range ({zf[0]!r}, {zf[-1]!r}]; got {z_end!r}"
+            )
+        z_out = zf[zf <= z_end] if n_steps is None else np.linspace(zf[0], z_end, int(n_steps))
+    z_out = np.asarray(z_out, dtype=float)
+    if z_out.size < 2 or z_out[0] != zf[0] or np.any(np.diff(z_out) <= 0):
+        raise ValueError("z_out must be increasing, start at the field's first plane, >= 2 planes")
+    f = _Interpolated(field, floor)
+    n, m = x0.size, z_out.size
+    names = ("x", "kx", "kz", "R", "Q", "sigma")
+    out = {k: np.full((n, m), np.nan) for k in names}
+    status = np.array(["ok"] * n, dtype=object)
+    stop = np.full((n, 2), np.nan)
+
+    def rhs(z, y):
+        x = y[:1]
+        kz = f.kz.ev(z, x)
+        return np.concatenate([f.kx.ev(z, x) / kz, 1.0 / kz])
+
+    def event(z, y):
+        x = y[:1]
+        return float(min(f.node_margin(x, z)[0], f.domain_margin(x)[0]))
+
+    event.terminal, event.direction = True, -1
+    for i, xi in enumerate(x0):
+        y0 = np.array([xi, 0.0])
+        if event(z_out[0], y0) < 0:
+            status[i] = "node" if f.domain_margin(y0[:1])[0] >= 0 else "domain"
+            stop[i] = (xi, z_out[0])
+            continue
+        sol = solve_ivp(
+            rhs,
+            (z_out[0], z_out[-1]),
+            y0,
+            method="DOP853",
+            t_eval=z_out,
+            events=event,
+            rtol=RTOL,
+            atol=ATOL,
+        )
+        j = sol.t.size
+        xs, zs = sol.y[0], sol.t
+        out["x"][i, :j], out["sigma"][i, :j] = xs, sol.y[1]
+        out["kx"][i, :j], out["kz"][i, :j] = f.kx.ev(zs, xs), f.kz.ev(zs, xs)
+        out["R"][i, :j], out["Q"][i, :j] = f.R.ev(zs, xs), f.Q.ev(zs, xs)
+        if sol.status == 1:
+            ze, xe = float(sol.t_events[0][0]), float(sol.y_events[0][0][0])
+            status[i] = "domain" if f.domain_margin(np.array([xe]))[0] <= 1e-9 else "node"
+            stop[i] = (xe, ze)
+        elif sol.status != 0:
+            status[i] = "nonfinite"
+            stop[i, 1] = zs[-1] if zs.size else z_out[0]
+    z = np.where(np.isfinite(out["x"]), z_out[None, :], np.nan)
+    return ray_dataset(
+        x0,
+        x=out["x"],
+        z=z,
+        kx=out["kx"],
+        kz=out["kz"],
+        R=out["R"],
+        Q=out["Q"],
+        t=out["sigma"],
+        sigma=out["sigma"],
+        status=status.astype(str),
+        dynamics="streamlines of grad(phi)",
+        wave_potential="field",
+        parameters={
+            "x0": x0,
+            "z_out": z_out,
+            "floor": floor,
+            "field_method": field.attrs["method"],
+        },
+        extra={
+            "stop_x": (stop[:, 0], "w0", "transverse position where the streamline stopped"),
+            "stop_z": (stop[:, 1], "w0", "z where the streamline stopped"),
+        },
+        attrs={
+            "method": "streamlines",
+            "field_method": field.attrs["method"],
+            "wavelength": field.attrs["wavelength"],
+            "rtol": RTOL,
+            "gradient_accuracy": GRADIENT_ACCURACY,
+        },
+    )
