@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pathlib
 import sys
 from collections.abc import Sequence
 
@@ -20,27 +21,67 @@ EXIT_OK = 0
 EXIT_FAILED_CHECKS = 1
 EXIT_BAD_INPUT = 2
 
-PAPER_PLAN = """\
-wavetraj paper: reproduce the seed paper's three figures and cross-check them.
+#: The seed's three figures and their exact cross-check (the GRIN lens, Kogelnik's waist).
+PAPER_SCENARIOS = ("gaussian", "bell", "lens", "grin")
 
-  Fig. 1  Gaussian launch, lambda0/w0 = 1e-4: self-consistent Wave-Potential rays,
-          heavy rays from x0 = +-w0 against eq. 11.
-  Fig. 2  bell-shaped non-Gaussian launch: rays that develop fringes, against the
-          streamlines of the exact field.
-  Fig. 3  lens-like potential: geometric-optics rays reach a point focus, Wave-Potential
-          rays a finite waist (Kogelnik's w_min in the GRIN case).
 
-Each figure is judged by an independent wave solution (wavefield) and summarised in one
-HTML report with the agreement table, figures and the data as netCDF.
-"""
+def _progress(items, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="scenario", file=sys.stderr, disable=None)
+
+
+def _run_and_report(names_or_files, out: str, overrides=None) -> int:
+    from compare.report import report
+    from compare.run import run_scenario
+    from compare.scenarios import get
+
+    scenarios = [get(n, overrides) for n in names_or_files]  # validate all before running
+    results = []
+    bar = _progress(scenarios, "wavetraj")
+    for sc in bar:
+        bar.set_postfix_str(sc.name)
+        results.append(run_scenario(sc))
+    path = report(results, out)
+    for r in results:
+        m = r.metrics
+        verdict = "PASS" if m["passed"] else "FAIL"
+        sys.stdout.write(
+            f"{verdict}  {m['scenario']:<14} max distance {m['max_distance_w0']:.3g} w0 "
+            f"(tolerance {m['tolerance_w0']:.3g}), rays ok {m['rays_ok']}/{m['rays']}\n"
+        )
+    sys.stdout.write(f"report: {path}\n")
+    return EXIT_OK if all(r.metrics["passed"] for r in results) else EXIT_FAILED_CHECKS
 
 
 def _cmd_paper(args: argparse.Namespace) -> int:
-    sys.stdout.write(PAPER_PLAN)
-    sys.stdout.write(
-        "\nThe scenario library and report are not built yet (issue 'compare'): "
-        "nothing was computed.\n"
-    )
+    return _run_and_report(PAPER_SCENARIOS, args.out)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: use table.key=value, e.g. --set launch.rays=64")
+        overrides[key.strip()] = value.strip()
+    out = args.out or f"wavetraj-out/{pathlib.Path(args.scenario).stem}"
+    return _run_and_report([args.scenario], out, overrides)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from compare.scenarios import library
+
+    for sc in library():
+        fig = f" [{sc.figure}]" if sc.figure else ""
+        sys.stdout.write(f"{sc.name:<14} {sc.description}{fig}\n")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from compare.report import rebuild
+
+    sys.stdout.write(f"report: {rebuild(args.dir)}\n")
     return EXIT_OK
 
 
@@ -59,6 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     paper = sub.add_parser("paper", help="reproduce the seed paper's figures with cross-checks")
     paper.add_argument("--out", default="wavetraj-out/paper", help="output folder")
     paper.set_defaults(func=_cmd_paper)
+    lst = sub.add_parser("list", help="list the built-in scenarios")
+    lst.set_defaults(func=_cmd_list)
+    run = sub.add_parser("run", help="run one scenario (built-in name or .toml file)")
+    run.add_argument("scenario", help="built-in name (see `wavetraj list`) or FILE.toml")
+    run.add_argument("--out", default=None, help="output folder (default wavetraj-out/NAME)")
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="TABLE.KEY=VALUE",
+        help="override a scenario value, e.g. --set launch.rays=64 (repeatable)",
+    )
+    run.set_defaults(func=_cmd_run)
+    rep = sub.add_parser("report", help="rebuild report.html from a run's saved data")
+    rep.add_argument("dir", help="a folder written by `wavetraj run` or `wavetraj paper`")
+    rep.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -478,6 +478,12 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
                 sol = _solve(problem, ii, z, y, planes[j_next:], method, integ, calls)
             except _Budget:
                 status[ii] = "max_steps"
+                stop[ii, 1] = z
+                continue
+            except RuntimeError as exc:  # e.g. SuperLU: "Factor is exactly singular"
+                log.warning("ray march failed after z=%.6g: %s", z, exc)
+                status[ii] = "nonfinite"
+                stop[ii, 1] = z
                 continue
             for col, zz in enumerate(sol.t):
                 if not np.all(np.isfinite(sol.y[:, col])):

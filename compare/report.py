@@ -1,0 +1,306 @@
+"""Agreement reports: one self-contained HTML file (figures embedded), the datasets as
+netCDF, and the metrics as CSV and JSON. ``rebuild(out_dir)`` re-renders from saved data."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+import pathlib
+import tempfile
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import wavetraj
+from compare.run import Result, heavy_indices
+from compare.scenarios import from_mapping
+
+DATASETS = ("field", "rays", "lines", "agreement", "geometric")
+FIGURE_DPI = 90
+
+
+def _atomic_write(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _ray_lines(ax, ds, idx=None, **style):
+    idx = range(ds.sizes["ray"]) if idx is None else idx
+    for i in idx:
+        ax.plot(ds["z"].values[i], ds["x"].values[i], **style)
+
+
+def figure_pattern(r: Result) -> str:
+    """Trajectory pattern like the seed's figures: rays over the intensity map."""
+    f, rays = r.field, r.rays
+    I = np.abs(f["envelope"].values) ** 2
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.imshow(
+        I.T,
+        origin="lower",
+        aspect="auto",
+        cmap="Greys",
+        extent=(f.z.values[0], f.z.values[-1], f.x.values[0], f.x.values[-1]),
+    )
+    thin = range(0, rays.sizes["ray"], max(1, rays.sizes["ray"] // 40))  # let |u|² show
+    _ray_lines(ax, rays, thin, lw=0.6, color="tab:blue", alpha=0.8)
+    _ray_lines(ax, rays, heavy_indices(r.scenario, rays), lw=2.2, color="navy")
+    if r.geometric is not None:
+        _ray_lines(
+            ax, r.geometric, range(0, r.geometric.sizes["ray"], 4), lw=0.8, color="tab:red", ls="--"
+        )
+    stop = np.isfinite(rays["stop_z"].values) & (rays["status"].values == "node")
+    if stop.any():
+        ax.plot(
+            rays["stop_z"].values[stop],
+            rays["stop_x"].values[stop],
+            "rx",
+            ms=5,
+            label="stopped at a node",
+        )
+        ax.legend(loc="upper left", fontsize=8)
+    span = np.nanmax(np.abs(rays["x"].values)) * 1.15
+    ax.set_ylim(-span, span)
+    ax.set_xlabel("z / w0")
+    ax.set_ylabel("x / w0")
+    ax.set_title(
+        f"{r.scenario.name}: rays over |u|² (heavy: x0 ≈ ±w0"
+        + (", dashed: geometric optics)" if r.geometric is not None else ")")
+    )
+    return _png(fig)
+
+
+def figure_profiles(r: Result) -> str:
+    """Initial and final R² across the beam: field versus the rays' own R."""
+    f, rays = r.field, r.rays
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for ax, j, label in ((axes[0], 0, "launch"), (axes[1], -1, "last plane")):
+        R = np.abs(f["envelope"].values[j if j == 0 else -1])
+        ax.plot(f.x.values, R**2, color="k", lw=1, label="field")
+        jr = 0 if j == 0 else -1
+        ax.plot(
+            rays["x"].values[:, jr],
+            rays["R"].values[:, jr] ** 2,
+            ".",
+            ms=3,
+            color="tab:blue",
+            label="rays",
+        )
+        ax.set_title(f"R² at the {label}")
+        ax.set_xlabel("x / w0")
+        span = np.nanmax(np.abs(rays["x"].values[:, jr])) * 1.3
+        if np.isfinite(span) and span > 0:
+            ax.set_xlim(-span, span)
+    axes[0].legend(fontsize=8)
+    return _png(fig)
+
+
+def figure_overlay(r: Result) -> str:
+    """Rays (solid) on the field's streamlines (dotted), launched from the same points."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    idx = r.agreement["x0"].values
+    pick = [int(np.argmin(np.abs(r.rays["x0"].values - v))) for v in idx]
+    _ray_lines(ax, r.rays, pick, lw=1.0, color="tab:blue")
+    _ray_lines(ax, r.lines, lw=1.6, color="tab:orange", ls=":")
+    ax.set_xlabel("z / w0")
+    ax.set_ylabel("x / w0")
+    ax.set_title("rays (blue) on the streamlines of ∇φ (orange dotted)")
+    return _png(fig)
+
+
+def figure_distance(r: Result) -> str:
+    a = r.agreement
+    fig, ax = plt.subplots(figsize=(8, 3))
+    x0 = a["x0"].values
+    colors = plt.cm.viridis((x0 - x0.min()) / max(np.ptp(x0), 1e-300))
+    for i in range(a.sizes["ray"]):
+        d = a["distance"].values[i]
+        if np.isfinite(d).any():
+            ax.semilogy(a["z"].values[i], np.maximum(d, 1e-14), color=colors[i], lw=0.8)
+    ax.axhline(r.scenario.tolerance.max_distance, color="r", ls="--", lw=1, label="tolerance")
+    ax.set_xlabel("z / w0")
+    ax.set_ylabel("|x_ray − x_streamline| / w0")
+    ax.set_title("distance between each ray and its streamline (colour: launch position)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "PASS" if v else "FAIL"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _section(r: Result) -> str:
+    sc = r.scenario
+    figs = [figure_pattern(r), figure_profiles(r), figure_overlay(r), figure_distance(r)]
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in r.metrics.items()
+    )
+    verdict = "pass" if r.metrics.get("passed") else "fail"
+    status = dict(zip(*np.unique(r.rays["status"].values, return_counts=True), strict=True))
+    status_text = ", ".join(f"{k}: {int(v)}" for k, v in status.items())
+    images = "".join(f'<img alt="figure" src="data:image/png;base64,{p}">' for p in figs)
+    res = r.field.attrs
+    diag = ", ".join(
+        f"{k} = {_fmt(res[k])}"
+        for k in ("method", "points_per_wavelength", "steps", "k_ref")
+        if k in res
+    )
+    return f"""
+<section id="{sc.name}">
+<h2>{html.escape(sc.name)} <span class="{verdict}">{verdict.upper()}</span></h2>
+<p>{html.escape(sc.description)} {html.escape(sc.figure)}</p>
+<p>Ray status: {status_text}. Judge field: {html.escape(diag)};
+grid {r.field.sizes["z"]} × {r.field.sizes["x"]} (z × x).</p>
+<table>{rows}</table>
+{images}
+<details><summary>scenario and provenance</summary>
+<pre>{html.escape(json.dumps(sc.to_dict(), indent=1, default=str))}</pre>
+<pre>{
+        html.escape(
+            json.dumps(
+                {
+                    k: r.rays.attrs.get(k)
+                    for k in wavetraj.schema.PROVENANCE_ATTRS
+                    if k != "parameters"
+                },
+                indent=1,
+                default=str,
+            )
+        )
+    }</pre>
+</details>
+</section>"""
+
+
+def render_html(results: list[Result], title: str = "wavetraj agreement report") -> str:
+    rows = "".join(
+        f"<tr><td><a href='#{r.scenario.name}'>{r.scenario.name}</a></td>"
+        f"<td>{html.escape(r.scenario.figure)}</td>"
+        f"<td>{_fmt(r.metrics['max_distance_w0'])}</td>"
+        f"<td>{_fmt(r.metrics['median_max_distance_w0'])}</td>"
+        f"<td>{_fmt(r.metrics['tolerance_w0'])}</td>"
+        f"<td class='{'pass' if r.metrics['passed'] else 'fail'}'>{_fmt(r.metrics['passed'])}</td>"
+        "</tr>"
+        for r in results
+    )
+    body = "".join(_section(r) for r in results)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; font-size: 90%; }}
+img {{ display: block; max-width: 100%; margin: 0.6em 0; }}
+.pass {{ color: #060; font-weight: bold; }} .fail {{ color: #b00; font-weight: bold; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Rays of the ray system dr/dσ = k, dk/dσ = ½∇(K² + ∇²R/R) (self-consistent Wave
+Potential, the seed's method) against the streamlines of ∇φ of an independent wave
+solution. Distances in units of w0; a scenario passes when its worst ray–streamline
+distance is within its stated tolerance. wavetraj {wavetraj.__version__}.</p>
+<table><tr><th>scenario</th><th>seed figure</th><th>max distance</th>
+<th>median</th><th>tolerance</th><th>verdict</th></tr>{rows}</table>
+{body}
+</body></html>
+"""
+
+
+def report(results: list[Result], out_dir) -> pathlib.Path:
+    """Write ``report.html``, ``metrics.json``, ``metrics.csv`` and per-scenario netCDF
+    datasets into ``out_dir``; return the HTML path."""
+    out = pathlib.Path(out_dir)
+    for r in results:
+        folder = out / r.scenario.name
+        for name in DATASETS:
+            ds = getattr(r, name)
+            if ds is None:
+                continue
+            if name == "agreement":  # metrics, not a field or ray schema: plain netCDF
+                _save_plain(ds, folder / "agreement.nc")
+            else:
+                wavetraj.save(ds, folder / f"{name}.nc")
+        _atomic_write(folder / "scenario.json", json.dumps(r.scenario.to_dict(), indent=1))
+    metrics = [r.metrics for r in results]
+    _atomic_write(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
+    keys = sorted({k for m in metrics for k in m})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(metrics)
+    _atomic_write(out / "metrics.csv", buf.getvalue())
+    path = out / "report.html"
+    _atomic_write(path, render_html(results))
+    return path
+
+
+def _save_plain(ds, path: pathlib.Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, path)
+
+
+def rebuild(out_dir) -> pathlib.Path:
+    """Re-render the report from the data a previous :func:`report` saved."""
+    import xarray as xr
+
+    out = pathlib.Path(out_dir)
+    mfile = out / "metrics.json"
+    if not mfile.is_file():
+        raise FileNotFoundError(f"{out} holds no metrics.json: not a wavetraj report folder")
+    metrics = json.loads(mfile.read_text())
+    results = []
+    for m in metrics:
+        folder = out / m["scenario"]
+        sc_data = json.loads((folder / "scenario.json").read_text())
+        sc = from_mapping(
+            {
+                k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items()})
+                for k, v in sc_data.items()
+                if k != "source"
+            },
+            path=str(folder / "scenario.json"),
+        )
+        ds = {name: None for name in DATASETS}
+        for name in DATASETS:
+            p = folder / f"{name}.nc"
+            if p.is_file():
+                ds[name] = (
+                    xr.load_dataset(p, engine="h5netcdf")
+                    if name == "agreement"
+                    else wavetraj.load(p)
+                )
+        results.append(
+            Result(sc, ds["field"], ds["rays"], ds["lines"], ds["agreement"], ds["geometric"], m)
+        )
+    path = out / "report.html"
+    _atomic_write(path, render_html(results))
+    return path

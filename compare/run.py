@@ -1,0 +1,235 @@
+"""Run one scenario: the judging field, the rays, their streamlines, and the agreement."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import xarray as xr
+
+import raytrace as rt
+import wavefield as wf
+from compare.agreement import agreement
+from compare.scenarios import Scenario
+from compare.streamlines import streamlines
+
+log = logging.getLogger(__name__)
+
+#: At most this many rays are compared with streamlines (every k-th ray): enough to see
+#: every part of the beam, and the streamline integration stays under a second or two.
+MAX_COMPARED = 65
+#: Split-step length of the paraxial judge, in Rayleigh lengths (second order in dz:
+#: measured error < 1e-6 of the peak at this step in the GRIN test).
+PARAXIAL_DZ = 2e-3
+#: Fewest z planes of an angular-spectrum or split-step judging field.
+MIN_FIELD_PLANES = 121
+#: Lens edge: the focusing region ends with a tanh step this fraction of its length wide.
+LENS_EDGE = 0.02
+
+
+@dataclasses.dataclass
+class Result:
+    """Everything one scenario produced; ``metrics`` is flat JSON-ready numbers/strings."""
+
+    scenario: Scenario
+    field: xr.Dataset
+    rays: xr.Dataset
+    lines: xr.Dataset
+    agreement: xr.Dataset
+    geometric: xr.Dataset | None
+    metrics: dict
+
+
+def launch_profile(sc: Scenario) -> Callable:
+    profile, s = sc.launch.profile, sc.launch.separation
+    if profile == "gaussian":
+        return lambda x: np.exp(-(x**2))
+    if profile == "bell":
+        return lambda x: np.exp(-(x**4))
+    return lambda x: np.exp(-((x - s / 2) ** 2)) + np.exp(-((x + s / 2) ** 2))
+
+
+def _focusing(sc: Scenario):
+    """S(z): 1 inside the focusing region, 0 outside (smooth edge for the lens)."""
+    m = sc.medium
+    if m.kind == "free":
+        return None
+    if m.kind == "grin":
+        return lambda z: np.ones_like(np.asarray(z, float))
+    width = LENS_EDGE * m.length
+    return lambda z: 0.5 * (1 - np.tanh((np.asarray(z, float) - m.length) / width))
+
+
+def medium(sc: Scenario) -> tuple[float, Callable | float]:
+    """(K0, K²) with K² = K0²(1 − S(z) x²/a²): the field side of the scenario."""
+    K0 = 2 * np.pi / sc.launch.wavelength
+    S = _focusing(sc)
+    if S is None:
+        return K0, K0**2
+    a = sc.medium.a
+    return K0, lambda x, z: K0**2 * (1 - S(z) * np.asarray(x) ** 2 / a**2)
+
+
+def dynamics(sc: Scenario):
+    """The ray side: a Schrödinger or Klein–Gordon particle with the same K²."""
+    K0, K2 = medium(sc)
+    S = _focusing(sc)
+    if sc.dynamics.kind == "klein-gordon":
+        m0 = sc.dynamics.rest_mass
+        E = float(np.sqrt(K0**2 + m0**2))  # c = ħ = 1
+        V = None if S is None else (lambda x, z: E - np.sqrt(m0**2 + K2(x, z)))
+        return rt.KleinGordon(V, E=E, rest_mass=m0)
+    E = K0**2 / 2
+    if S is None:
+        return rt.Schrodinger(None, E=E)
+    a = sc.medium.a
+
+    def V(x, z):
+        return E * S(z) * np.asarray(x) ** 2 / a**2
+
+    def grad_V(x, z):
+        h = 1e-6 * max(sc.medium.length, 1.0)
+        dS = (S(z + h) - S(z - h)) / (2 * h)
+        return 2 * E * S(z) * x / a**2, E * dS * x**2 / a**2
+
+    return rt.Schrodinger(V, E=E, grad_V=grad_V)
+
+
+def _grid(sc: Scenario):
+    zR = sc.rayleigh_length
+    z_end = sc.run.z_end * zR
+    growth = np.sqrt(1 + sc.run.z_end**2)
+    half = sc.launch.separation / 2 if sc.launch.profile == "two-beams" else 0.0
+    W = sc.run.window * max(growth, 1.0) + half
+    return W, z_end
+
+
+def field_planes(sc: Scenario) -> int:
+    """Planes of the judging field: at least MIN_FIELD_PLANES (the streamlines interpolate
+    ∇φ in z between them; 21 planes over 3 z_R put the x0 = 3 w0 streamline 1e-2 w0 off,
+    measured), and the output planes a subset of them."""
+    per = int(np.ceil((MIN_FIELD_PLANES - 1) / (sc.run.steps - 1)))
+    return (sc.run.steps - 1) * per + 1
+
+
+def judge_field(sc: Scenario) -> xr.Dataset:
+    """The independent wave solution named by ``run.judge``."""
+    K0, K2 = medium(sc)
+    W, z_end = _grid(sc)
+    u0 = launch_profile(sc)
+    if sc.run.judge == "helmholtz":
+        x, z = wf.grid_for(sc.launch.wavelength, (-W, W), (0, z_end))
+        return wf.solve_helmholtz(K2, x, z, u0(x))
+    x = np.linspace(-W, W, sc.run.nx, endpoint=False)
+    z = np.linspace(0, z_end, field_planes(sc))
+    if sc.run.judge == "angular":
+        return wf.angular_spectrum(K0, x, z, u0(x))
+    return wf.propagate_paraxial(K2, x, z, u0(x), k_ref=K0, dz=PARAXIAL_DZ * sc.rayleigh_length)
+
+
+def run_scenario(sc: Scenario) -> Result:
+    """Compute field, rays (self-consistent, and geometric if asked), streamlines, agreement."""
+    t0 = time.perf_counter()
+    field = judge_field(sc)
+    t_field = time.perf_counter() - t0
+    zf = field["z"].values
+    if sc.run.judge == "helmholtz":  # its planes are its grid rows: pick the nearest ones
+        rows = np.unique(np.round(np.linspace(0, zf.size - 1, sc.run.steps)).astype(int))
+        planes = zf[rows]
+    else:
+        planes = zf[:: (zf.size - 1) // (sc.run.steps - 1)]
+    x0 = rt.launch_points(sc.launch.rays, sc.launch.span)
+    dyn = dynamics(sc)
+    R0 = launch_profile(sc)
+    t1 = time.perf_counter()
+    rays = rt.trace(dyn, x0, R0, z_out=planes)
+    t_rays = time.perf_counter() - t1
+    geometric = (
+        rt.trace(dyn, x0, R0, z_out=planes, wave_potential="none") if sc.run.geometric else None
+    )
+    stride = int(np.ceil(x0.size / MAX_COMPARED))
+    pick = np.arange(0, x0.size, stride)
+    if x0.size - 1 not in pick:
+        pick = np.append(pick, x0.size - 1)
+    t2 = time.perf_counter()
+    lines = streamlines(field, x0[pick], z_out=planes)
+    t_lines = time.perf_counter() - t2
+    agree = agreement(rays.isel(ray=pick), lines, wavelength=sc.launch.wavelength)
+    metrics = {
+        "scenario": sc.name,
+        "figure": sc.figure,
+        "wavelength_over_w0": sc.launch.wavelength,
+        "judge": field.attrs["method"],
+        "rays": int(x0.size),
+        "rays_ok": int((rays["status"].values == "ok").sum()),
+        "rays_compared": int(agree.attrs["rays_compared"]),
+        "max_distance_w0": agree.attrs["max_distance"],
+        "median_max_distance_w0": agree.attrs["median_max_distance"],
+        "max_distance_lambda": agree.attrs.get("max_distance_lambda", float("nan")),
+        "worst_x0": agree.attrs["worst_x0"],
+        "tolerance_w0": sc.tolerance.max_distance,
+        "time_field_s": t_field,
+        "time_rays_s": t_rays,
+        "time_streamlines_s": t_lines,
+    }
+    metrics["passed"] = bool(
+        np.isfinite(metrics["max_distance_w0"])
+        and metrics["max_distance_w0"] <= sc.tolerance.max_distance
+    )
+    metrics.update(_specific_checks(sc, rays, geometric))
+    log.info(
+        "%s: max distance %.3g w0 (tolerance %.3g)",
+        sc.name,
+        metrics["max_distance_w0"],
+        sc.tolerance.max_distance,
+    )
+    return Result(sc, field, rays, lines, agree, geometric, metrics)
+
+
+def heavy_indices(sc: Scenario, rays: xr.Dataset) -> list[int]:
+    x0 = rays["x0"].values
+    return sorted({int(np.argmin(np.abs(x0 - h))) for h in sc.launch.heavy})
+
+
+def _specific_checks(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
+    """The figure's own analytic anchor: eq. 11, Kogelnik's waist, the time-table."""
+    out = {}
+    zR = sc.rayleigh_length
+    z = rays["z"].values
+    if sc.medium.kind == "free" and sc.launch.profile == "gaussian":
+        idx = heavy_indices(sc, rays)
+        x0 = rays["x0"].values[idx, None]
+        eq11 = x0 * np.sqrt(1 + (z[idx] / zR) ** 2)
+        out["eq11_heavy_error_w0"] = float(np.nanmax(np.abs(rays["x"].values[idx] - eq11)))
+    if sc.medium.kind == "grin" and sc.launch.profile == "gaussian":
+        a, K0 = sc.medium.a, 2 * np.pi / sc.launch.wavelength
+        zf = np.pi * a / 2
+        j = int(np.argmin(np.abs(z[0] - zf)))
+        one = int(np.argmin(np.abs(rays["x0"].values - 1.0)))
+        w_rays = float(abs(rays["x"].values[one, j]) / rays["x0"].values[one])
+        w_kog = 2 * a / K0
+        out["waist_rays_w0"] = w_rays
+        out["waist_kogelnik_w0"] = w_kog
+        out["waist_relative_error"] = abs(w_rays - w_kog) / w_kog
+        if geometric is not None:
+            out["waist_geometric_w0"] = float(np.nanmax(np.abs(geometric["x"].values[:, j])))
+    if sc.medium.kind == "lens" and geometric is not None:
+        xg = np.abs(geometric["x"].values)
+        xr_ = np.abs(rays["x"].values)
+        one = int(np.argmin(np.abs(rays["x0"].values - 1.0)))
+        out["focus_z_geometric_w0"] = float(z[0, int(np.nanargmin(xg[one]))])
+        out["waist_geometric_w0"] = float(np.nanmin(xg[one]))
+        out["waist_rays_w0"] = float(np.nanmin(xr_[one]))
+    if sc.dynamics.kind == "klein-gordon":
+        c = int(np.argmin(np.abs(rays["x0"].values)))
+        K0 = 2 * np.pi / sc.launch.wavelength
+        E = np.sqrt(K0**2 + sc.dynamics.rest_mass**2)
+        v = K0 / E
+        t_end, z_end = rays["t"].values[c, -1], rays["z"].values[c, -1]
+        out["time_of_flight_axis"] = float(t_end)
+        out["time_of_flight_free"] = float(z_end / v)
+        out["velocity_over_c"] = float(v)
+    return out
