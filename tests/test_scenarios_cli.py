@@ -69,7 +69,7 @@ def test_bell_tails_are_measured_not_hidden():
     """The bell's far-tail rays leave the exact streamlines (the node problem, issue 4):
     the report must say so rather than pass."""
     m = run_scenario(scenarios.get("bell")).metrics
-    # measured: median 2.5e-4 w0, worst 4.5e-2 w0 (x0 = -1.87, R0 = e^-12)
+    # measured: median 1.4e-5 w0, worst 2.5e-2 w0 (x0 = -1.87, R0 = e^-12)
     assert m["median_max_distance_w0"] < 1e-3
     assert m["max_distance_w0"] > m["tolerance_w0"] and not m["passed"]
 
