@@ -69,6 +69,55 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _run_and_report([args.scenario], out, overrides)
 
 
+def _parse_vary(items) -> dict[str, list]:
+    import tomllib
+
+    vary = {}
+    for item in items or []:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise ValueError(f"--vary {item!r}: use table.key=v1,v2,... e.g. launch.rays=64,128")
+        parsed = []
+        for raw in values.split(","):
+            try:
+                parsed.append(tomllib.loads(f"v = {raw.strip()}")["v"])
+            except tomllib.TOMLDecodeError:
+                parsed.append(raw.strip())
+        vary[key.strip()] = parsed
+    if not vary:
+        raise ValueError("give at least one --vary table.key=v1,v2,...")
+    return vary
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from compare.sweep import sweep
+
+    vary = _parse_vary(args.vary)
+    out = args.out or f"wavetraj-out/sweep-{pathlib.Path(args.scenario).stem}"
+    bar = tqdm(total=None, desc="cases", unit="case", file=sys.stderr, disable=None)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        s = sweep(args.scenario, vary, out_dir=out, scheduler=args.scheduler, progress=progress)
+    finally:
+        bar.close()
+    sys.stdout.write(
+        f"{s.total} cases: {s.passed} passed, {s.failed} failed, {s.skipped} skipped "
+        f"(already complete), {s.computed} computed\n"
+    )
+    for name, err in s.errors.items():
+        sys.stdout.write(f"  failed {name}: {err}\n")
+    if s.gathered:
+        sys.stdout.write(f"gathered: {s.gathered}\n")
+    return EXIT_OK if s.failed == 0 else EXIT_FAILED_CHECKS
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from compare.scenarios import library
 
@@ -112,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a scenario value, e.g. --set launch.rays=64 (repeatable)",
     )
     run.set_defaults(func=_cmd_run)
+    sw = sub.add_parser("sweep", help="run a scenario over parameter values on dask")
+    sw.add_argument("scenario", help="built-in name or FILE.toml")
+    sw.add_argument(
+        "--vary",
+        action="append",
+        metavar="TABLE.KEY=V1,V2,...",
+        help="values of one key (repeatable; every combination is run)",
+    )
+    sw.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running dask scheduler (default: a local cluster)",
+    )
+    sw.add_argument("--out", default=None, help="output folder (default wavetraj-out/sweep-NAME)")
+    sw.set_defaults(func=_cmd_sweep)
     rep = sub.add_parser("report", help="rebuild report.html from a run's saved data")
     rep.add_argument("dir", help="a folder written by `wavetraj run` or `wavetraj paper`")
     rep.set_defaults(func=_cmd_report)
@@ -130,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         if args.debug:
             raise
         sys.stderr.write(f"wavetraj {args.command}: error: {exc}\n")

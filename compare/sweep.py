@@ -1,0 +1,260 @@
+"""Parameter sweeps on dask.distributed: one case = one pure call that writes one file.
+
+``sweep(scenario, {"launch.rays": [64, 128], "launch.wavelength": [1e-4, 1e-2]}, out_dir=...)``
+runs the Cartesian product of the varied values. Each case validates its scenario (with
+the overrides), runs it (:func:`compare.run.run_scenario`) and writes
+``out_dir/cases/<case>.nc`` atomically: the metrics as scalar variables, the overrides and
+the outcome ("ok" or "error" with the message) as attrs. Then:
+
+* **resume** — a case whose file opens and carries a complete "ok" record is skipped;
+  damaged files and recorded errors are computed again;
+* **faults** — tasks are submitted with ``retries``, so a worker killed mid-case loses
+  nothing (dask reschedules it); a case that raises is recorded with its error and the
+  sweep goes on;
+* **gather** — all "ok" cases are combined into one Dataset with the varied parameters as
+  dimensions and coordinates (NaN where a case failed), saved as ``out_dir/sweep.nc``.
+
+The default cluster is a ``LocalCluster`` sized to the machine (one single-threaded worker
+per core); pass ``scheduler="tcp://host:8786"`` (or a ``Client``) to run on any cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import pathlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+log = logging.getLogger(__name__)
+
+#: dask retries per case: a killed worker costs one retry.
+RETRIES = 3
+CASE_KIND = "wavetraj-sweep-case"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSummary:
+    """What happened: counts, the gathered Dataset's path, and per-case outcomes."""
+
+    out_dir: pathlib.Path
+    total: int
+    computed: int
+    skipped: int
+    failed: int
+    errors: dict[str, str]
+    gathered: pathlib.Path | None
+
+    @property
+    def passed(self) -> int:
+        return self.total - self.failed
+
+
+def case_name(overrides: Mapping[str, object]) -> str:
+    """A readable, file-safe name for one case: ``launch.rays=64__run.steps=21``."""
+    parts = [f"{k}={v}" for k, v in sorted(overrides.items())]
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts)) or "base"
+
+
+def cases(vary: Mapping[str, Sequence]) -> list[dict[str, object]]:
+    """The Cartesian product of the varied values, as override dicts."""
+    keys = list(vary)
+    for k in keys:
+        if not vary[k]:
+            raise ValueError(f"--vary {k}: give at least one value (k=v1,v2,...)")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*vary.values())]
+
+
+def _write_atomic(ds: xr.Dataset, path: pathlib.Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def run_case(scenario: str, overrides: dict, path: str) -> str:
+    """One case, pure apart from writing ``path``: returns "ok" or "error"."""
+    from compare.run import run_scenario
+    from compare.scenarios import get
+
+    attrs = {"kind": CASE_KIND, "scenario": scenario, "overrides": json.dumps(overrides)}
+    try:
+        sc = get(scenario, {k: json.dumps(v) for k, v in overrides.items()})
+        metrics = run_scenario(sc).metrics
+        data = {
+            k: ((), float(v) if not isinstance(v, str) else np.nan)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float, bool, np.floating, np.integer))
+        }
+        ds = xr.Dataset(data, attrs={**attrs, "outcome": "ok"})
+    except Exception as exc:  # recorded, not raised: the sweep goes on
+        log.warning("case %s failed: %s", overrides, exc)
+        ds = xr.Dataset(
+            attrs={**attrs, "outcome": "error", "error": f"{type(exc).__name__}: {exc}"}
+        )
+    _write_atomic(ds, pathlib.Path(path))
+    return ds.attrs["outcome"]
+
+
+def read_case(path: pathlib.Path) -> xr.Dataset | None:
+    """The case record if the file is complete and valid, else None (damaged or missing)."""
+    try:
+        ds = xr.load_dataset(path, engine="h5netcdf")
+    except Exception:  # unreadable: damaged or absent
+        return None
+    if ds.attrs.get("kind") != CASE_KIND or ds.attrs.get("outcome") not in ("ok", "error"):
+        return None
+    if ds.attrs["outcome"] == "ok" and "max_distance_w0" not in ds:
+        return None
+    return ds
+
+
+def _distributed():
+    try:
+        import dask.distributed
+    except ImportError:  # the [dask] extra is not installed
+        raise ImportError(
+            "sweeps run on dask.distributed, which is not installed: "
+            "pip install -e '.[dask]' (or pip install 'dask[distributed]')"
+        ) from None
+    return dask.distributed
+
+
+def _client(scheduler):
+    Client, LocalCluster = _distributed().Client, _distributed().LocalCluster
+
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=max(1, min(os.cpu_count() or 1, 4)),
+            threads_per_worker=1,
+            dashboard_address=None,
+        )
+        return Client(cluster), cluster
+    if isinstance(scheduler, str):
+        return Client(scheduler), None
+    return scheduler, None  # a Client given by the caller
+
+
+def sweep(
+    scenario: str,
+    vary: Mapping[str, Sequence],
+    *,
+    out_dir,
+    scheduler=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepSummary:
+    """Run every combination of ``vary`` for ``scenario`` (name or .toml path).
+
+    Parameters
+    ----------
+    scenario : built-in scenario name or a scenario file.
+    vary : {"table.key": [values, ...]}; every combination is one case.
+    out_dir : folder for ``cases/*.nc`` and the gathered ``sweep.nc``.
+    scheduler : None (a LocalCluster sized to the machine), a scheduler address, or a
+        ``dask.distributed.Client``.
+    progress : called as progress(done, total) after each case.
+    """
+    from compare.scenarios import get
+
+    out = pathlib.Path(out_dir)
+    todo = cases(vary)
+    for ov in todo:  # validate every case before any work: bad values fail fast
+        get(scenario, {k: json.dumps(v) for k, v in ov.items()})
+    paths = {case_name(ov): out / "cases" / f"{case_name(ov)}.nc" for ov in todo}
+    skipped = [
+        n
+        for n, p in paths.items()
+        if (r := read_case(p)) is not None and r.attrs["outcome"] == "ok"
+    ]
+    pending = [ov for ov in todo if case_name(ov) not in skipped]
+    done = len(skipped)
+    if progress:
+        progress(done, len(todo))
+    if pending:
+        as_completed = _distributed().as_completed
+        client, cluster = _client(scheduler)
+        try:
+            futures = [
+                client.submit(
+                    run_case,
+                    scenario,
+                    ov,
+                    str(paths[case_name(ov)]),
+                    key=f"wavetraj-case-{case_name(ov)}",
+                    retries=RETRIES,
+                    pure=False,
+                )
+                for ov in pending
+            ]
+            for _ in as_completed(futures):
+                done += 1
+                if progress:
+                    progress(done, len(todo))
+        finally:
+            if cluster is not None:
+                client.close()
+                cluster.close()
+    errors = {}
+    for name, p in paths.items():
+        r = read_case(p)
+        if r is None:
+            errors[name] = "no valid result file after the run"
+        elif r.attrs["outcome"] == "error":
+            errors[name] = r.attrs["error"]
+    gathered = gather(out, scenario, vary) if len(errors) < len(todo) else None
+    return SweepSummary(out, len(todo), len(pending), len(skipped), len(errors), errors, gathered)
+
+
+def gather(out_dir, scenario: str, vary: Mapping[str, Sequence]) -> pathlib.Path:
+    """Combine the "ok" case files into one Dataset with the varied keys as dimensions."""
+    out = pathlib.Path(out_dir)
+    keys = list(vary)
+    shape = tuple(len(vary[k]) for k in keys)
+    records = {}
+    names: set[str] = set()
+    for idx in itertools.product(*(range(n) for n in shape)):
+        ov = {k: vary[k][i] for k, i in zip(keys, idx, strict=True)}
+        r = read_case(out / "cases" / f"{case_name(ov)}.nc")
+        if r is not None and r.attrs["outcome"] == "ok":
+            records[idx] = r
+            names |= set(r.data_vars)
+    data = {}
+    for name in sorted(names):
+        arr = np.full(shape, np.nan)
+        for idx, r in records.items():
+            if name in r:
+                arr[idx] = float(r[name].values)
+        data[name] = (keys, arr)
+    coords = {k: (k, _coord_values(vary[k])) for k in keys}
+    ok = np.zeros(shape, bool)
+    for idx in records:
+        ok[idx] = True
+    data["case_ok"] = (keys, ok)
+    ds = xr.Dataset(
+        data,
+        coords=coords,
+        attrs={
+            "scenario": scenario,
+            "vary": json.dumps({k: list(map(str, v)) for k, v in vary.items()}),
+        },
+    )
+    path = out / "sweep.nc"
+    _write_atomic(ds, path)
+    return path
+
+
+def _coord_values(values: Sequence) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return np.asarray([str(v) for v in values])
