@@ -32,11 +32,18 @@ ensemble is linearly stable for every ray count, with a zero mode for translatio
 Measured at launch (Gaussian, span ±4 w0): 0 unstable eigenvalues for 33–301 rays at
 accuracy 2, 4 and 6, against 2–12 for the chain form.
 
-The transposed stencils are inconsistent on the last few rays, where the truncated
-ensemble lacks the pressure of the tail beyond it. That missing pressure is measured
-once at launch (consistent minus variational force on the outermost rows) and applied
-as a fixed boundary force scaled as x_s⁻³, the scaling of the tail pressure μA_ss/x_s³;
-for a self-similar beam this is exact. It does not change the linearisation.
+The variational force is stable but not accurate everywhere: its transposed stencils
+act on μ-weighted quantities, and μ ∝ R² varies by e^{4|x|h} from ray to ray, so in the
+tails of a coarse launch the force is far off (measured: 30 % one w0 inside the edge with
+32 rays over ±4 w0, and the wrong sign on the edge rays, where the truncated ensemble also
+lacks the pressure of the tail beyond it). The chain-rule force Q_s/x_s is accurate (exact
+for a Gaussian) but not stable. So the difference, chain minus variational, is measured
+on every ray at launch (and at each restart of a sub-ensemble) and carried along as a
+frozen correction scaled as x_s⁻³, the scaling of the stress term μA_ss/x_s³. For a
+self-similar beam (Gaussian, GRIN lens) this is exact at any ray count; otherwise the
+error is the change of the variational form's discretisation error since launch, which
+falls at 4th order in the ray count (measured on a bell launch). Being frozen, it does
+not change the linearisation.
 
 The stiff part of the coupling (a fourth derivative: unresolved label-scale modes
 oscillate at ω ~ q²/2k) is integrated with SciPy's L-stable implicit Radau IIA method with
