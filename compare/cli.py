@@ -70,20 +70,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _parse_vary(items) -> dict[str, list]:
-    import tomllib
+    from compare.scenarios import parse_value
 
     vary = {}
     for item in items or []:
         key, sep, values = item.partition("=")
         if not sep or not values:
             raise ValueError(f"--vary {item!r}: use table.key=v1,v2,... e.g. launch.rays=64,128")
-        parsed = []
-        for raw in values.split(","):
-            try:
-                parsed.append(tomllib.loads(f"v = {raw.strip()}")["v"])
-            except tomllib.TOMLDecodeError:
-                parsed.append(raw.strip())
-        vary[key.strip()] = parsed
+        vary[key.strip()] = [parse_value(raw.strip()) for raw in values.split(",")]
     if not vary:
         raise ValueError("give at least one --vary table.key=v1,v2,...")
     return vary

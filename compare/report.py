@@ -8,9 +8,7 @@ import csv
 import html
 import io
 import json
-import os
 import pathlib
-import tempfile
 
 import matplotlib
 
@@ -21,24 +19,15 @@ import numpy as np
 import wavetraj
 from compare.run import Result, heavy_indices
 from compare.scenarios import from_mapping
+from wavetraj.storage import atomic_path, write_atomic
 
 DATASETS = ("field", "rays", "lines", "agreement", "geometric")
 FIGURE_DPI = 90
 
 
 def _atomic_write(path: pathlib.Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _png(fig) -> str:
@@ -244,7 +233,7 @@ def report(results: list[Result], out_dir) -> pathlib.Path:
             if ds is None:
                 continue
             if name == "agreement":  # metrics, not a field or ray schema: plain netCDF
-                _save_plain(ds, folder / "agreement.nc")
+                write_atomic(ds, folder / "agreement.nc")
             else:
                 wavetraj.save(ds, folder / f"{name}.nc")
         _atomic_write(folder / "scenario.json", json.dumps(r.scenario.to_dict(), indent=1))
@@ -259,13 +248,6 @@ def report(results: list[Result], out_dir) -> pathlib.Path:
     path = out / "report.html"
     _atomic_write(path, render_html(results))
     return path
-
-
-def _save_plain(ds, path: pathlib.Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
 
 
 def rebuild(out_dir) -> pathlib.Path:

@@ -73,7 +73,6 @@ def _in(*options):
     def check(v):
         return v in options
 
-    check.options = options
     return check
 
 
@@ -254,8 +253,6 @@ def from_mapping(data: Mapping[str, Any], *, path: str = "<scenario>", text: str
 
 
 def _check_consistency(sc: Scenario, path: str, text: str) -> None:
-    if sc.dynamics.kind == "klein-gordon" and sc.run.judge == "helmholtz":
-        pass  # same K²: the field equation is the same
     if sc.medium.kind == "lens" and sc.medium.length <= 0:
         raise ScenarioError(f"{_where(path, text, 'medium', 'length')}: a lens needs length > 0")
     if sc.medium.kind != "free" and sc.run.judge == "angular":
@@ -268,6 +265,14 @@ def _check_consistency(sc: Scenario, path: str, text: str) -> None:
             f"{_where(path, text, 'run', 'judge')}: λ0/w0 = {sc.launch.wavelength} cannot be "
             "resolved by the full-wave solver on this machine; use 'paraxial' or 'angular'"
         )
+
+
+def parse_value(raw: str):
+    """A command-line value as TOML (64, 1e-4, true, [1, 2], "x"); a bare word is a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw.strip()
 
 
 def load_scenario(path: str | pathlib.Path, overrides: Mapping[str, str] | None = None) -> Scenario:
@@ -285,10 +290,7 @@ def load_scenario(path: str | pathlib.Path, overrides: Mapping[str, str] | None 
         table, _, key = dotted.rpartition(".")
         if not key:
             raise ScenarioError(f"--set {dotted}={raw}: use table.key=value, e.g. launch.rays=64")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw  # a bare word is a string
+        value = parse_value(raw)
         target = data.setdefault(table, {}) if table else data
         if not isinstance(target, dict):
             raise ScenarioError(f"--set {dotted}: {table!r} is not a table")

@@ -21,6 +21,7 @@ from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
 from wavetraj import ray_dataset, validate_field
 from wavetraj.derived import AMPLITUDE_FLOOR, phase_gradient, wave_potential
+from wavetraj.schema import RAY_VARIABLES
 
 #: Local error tolerance of the streamline integration (units of w0): well below the
 #: 1e-6 w0 at which interpolated fields are judged.
@@ -160,17 +161,11 @@ def streamlines(
         elif sol.status != 0:
             status[i] = "nonfinite"
             stop[i, 1] = zs[-1] if zs.size else z_out[0]
-    z = np.where(np.isfinite(out["x"]), z_out[None, :], np.nan)
+    out["z"] = np.where(np.isfinite(out["x"]), z_out[None, :], np.nan)
+    out["t"] = out["sigma"]  # the Schrödinger time-table with m = ħ = 1
     return ray_dataset(
         x0,
-        x=out["x"],
-        z=z,
-        kx=out["kx"],
-        kz=out["kz"],
-        R=out["R"],
-        Q=out["Q"],
-        t=out["sigma"],
-        sigma=out["sigma"],
+        **{name: out[name] for name in RAY_VARIABLES},
         status=status.astype(str),
         dynamics="streamlines of grad(phi)",
         wave_potential="field",

@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from wavetraj.storage import write_atomic
+
 log = logging.getLogger(__name__)
 
 #: dask retries per case: a killed worker costs one retry.
@@ -71,17 +73,6 @@ def cases(vary: Mapping[str, Sequence]) -> list[dict[str, object]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*vary.values())]
 
 
-def _write_atomic(ds: xr.Dataset, path: pathlib.Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def run_case(scenario: str, overrides: dict, path: str) -> str:
     """One case, pure apart from writing ``path``: returns "ok" or "error"."""
     from compare.run import run_scenario
@@ -102,7 +93,7 @@ def run_case(scenario: str, overrides: dict, path: str) -> str:
         ds = xr.Dataset(
             attrs={**attrs, "outcome": "error", "error": f"{type(exc).__name__}: {exc}"}
         )
-    _write_atomic(ds, pathlib.Path(path))
+    write_atomic(ds, pathlib.Path(path))
     return ds.attrs["outcome"]
 
 
@@ -249,7 +240,7 @@ def gather(out_dir, scenario: str, vary: Mapping[str, Sequence]) -> pathlib.Path
         },
     )
     path = out / "sweep.nc"
-    _write_atomic(ds, path)
+    write_atomic(ds, path)
     return path
 
 

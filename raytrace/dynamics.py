@@ -58,6 +58,10 @@ def _zero_potential(x, z):
 class _Dynamics:
     V: Callable | None
     E: float
+    _: dataclasses.KW_ONLY
+    grad_V: Callable | None = None
+    #: Length scale for the finite-difference step of ∇V (the length unit by default).
+    length_scale: float = 1.0
 
     def __post_init__(self):
         if self.V is None:
@@ -132,10 +136,6 @@ class Schrodinger(_Dynamics):
 
     mass: float = 1.0
     hbar: float = 1.0
-    _: dataclasses.KW_ONLY
-    grad_V: Callable | None = None
-    #: Length scale for the finite-difference step of ∇V (the length unit by default).
-    length_scale: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -175,10 +175,6 @@ class KleinGordon(_Dynamics):
     rest_mass: float = 1.0
     c: float = 1.0
     hbar: float = 1.0
-    _: dataclasses.KW_ONLY
-    grad_V: Callable | None = None
-    #: Length scale for the finite-difference step of ∇V (the length unit by default).
-    length_scale: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()

@@ -19,8 +19,9 @@ Three sources of Q (``wave_potential=``):
 
 A ray stops when it meets a stop condition ("node", "crossed", "forbidden", "domain") at
 the exact z where its margin crosses zero (a terminal event); the place is recorded in
-``stop_x``/``stop_z``. Independent rays stop alone; a self-consistent ensemble stops as a
-whole (the others get status "ensemble"), because its Q needs every ray.
+``stop_x``/``stop_z``. Independent rays stop alone. In a self-consistent ensemble the ray
+that stopped splits the rest: each side goes on as its own ensemble (recalibrated at that
+z), and a side with fewer than MIN_RAYS rays stops with status "ensemble".
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from scipy.integrate import solve_ivp
 from raytrace.dynamics import KleinGordon, _Dynamics
 from raytrace.wave_potential import DEFAULT_ACCURACY, MIN_RAYS, Ensemble, FieldPotential
 from wavetraj import ray_dataset
+from wavetraj.schema import RAY_VARIABLES
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +210,8 @@ class _FromField(_Problem):
     label = "field"
 
     def __init__(self, dyn, x0, kx0, ln_R0, z0, C, field_potential: FieldPotential):
-        self.field = field_potential
+        self.field = field_potential  # R comes from the field, so no launch kz is kept
         super().__init__(dyn, x0, kx0, ln_R0, z0, C)
-        Q0, _ = self.field(x0, np.full(x0.size, z0))
-        K2 = dyn.K2(x0, np.full(x0.size, z0))
-        self.kz0 = np.sqrt(K2 + Q0 + C - kx0**2)
 
     def potential(self, x, z, kx, K2, idx, need_force=True):
         Q, Qx = self.field(x, np.full(x.size, z))
@@ -501,10 +500,8 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
         reason, w = hit
         status[ii[w]] = reason
         stop[ii[w]] = (y[w], z)
-        keep = np.arange(m) != w
-        parts = (
-            [keep & (np.arange(m) < w), keep & (np.arange(m) > w)] if problem.coupled else [keep]
-        )
+        local = np.arange(m)
+        parts = [local < w, local > w] if problem.coupled else [local != w]
         for part in parts:
             if not part.any():
                 continue
@@ -564,21 +561,14 @@ def _dataset(problem, dyn, mode, launch, x0, planes, out, status, stop, R0, phi0
         width = np.gradient(out["x"], axis=0) if n >= 2 else np.full_like(out["x"], np.nan)
         flux = out["R"] ** 2 * out["kz"] * width
         flux_res = flux / flux[:, :1] - 1
-    z = np.where(np.isfinite(out["x"]), planes[None, :], np.nan)
+    out["z"] = np.where(np.isfinite(out["x"]), planes[None, :], np.nan)
     kg = isinstance(dyn, KleinGordon)
     return ray_dataset(
         x0,
-        x=out["x"],
-        z=z,
-        kx=out["kx"],
-        kz=out["kz"],
-        R=out["R"],
-        Q=out["Q"],
-        t=out["t"],
-        sigma=out["sigma"],
+        **{name: out[name] for name in RAY_VARIABLES},
         status=status.astype(str),
         dynamics=dyn.describe(),
-        wave_potential=mode if mode != "field" else "field",
+        wave_potential=mode,
         parameters={
             "x0": x0,
             "R0": R0,

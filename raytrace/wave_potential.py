@@ -118,7 +118,6 @@ class Ensemble:
         self.n = n = x0.size
         self.D1, self.D2 = _label_operators(n, accuracy)
         self.D1T, self.D2T = self.D1.T.tocsr(), self.D2.T.tocsr()
-        self.x0 = x0
         Q0 = self.Q_from_log(x0, ln_R0)
         if C is not None:  # a sub-ensemble keeps its rays' constants of motion
             self.C = np.asarray(C, float)
@@ -127,7 +126,6 @@ class Ensemble:
         else:
             self.C = np.zeros(n)
         self.m0 = _ln_kz(Q0, self.C, kx0, K2_launch)
-        self.Q0 = Q0
         xs0 = self.D1 @ x0
         self.ln_rho0 = 2 * ln_R0 + self.m0 + np.log(xs0)
         self.ln_rho0_ss = self.D2 @ self.ln_rho0
@@ -172,7 +170,7 @@ class Ensemble:
             m = _ln_kz(self.Q_from_log(x, self.ln_R(x, m)), self.C, kx, K2)
         return m
 
-    def _force(self, x, m, *, consistent: bool = False):
+    def _force(self, x, m):
         """∂xQ at each ray from the quantum-stress energy (module docstring)."""
         xs, xss = self.D1 @ x, self.D2 @ x
         ln_mu = self.ln_rho0 - m
@@ -180,13 +178,11 @@ class Ensemble:
         dE_dxs = A_ss / xs**3 - xss**2 / xs**5
         dE_dxss = 0.5 * xss / xs**4
         w = np.exp(ln_mu - ln_mu.max())  # μ up to a constant, kept away from underflow
-        if consistent:  # the continuum Euler–Lagrange form, for the boundary calibration
-            return (self.D1 @ (w * dE_dxs) - self.D2 @ (w * dE_dxss)) / w
         return -(self.D1T @ (w * dE_dxs) + self.D2T @ (w * dE_dxss)) / w
 
     def chain_force(self, x, m):
         """∂xQ = Q_s/x_s straight from the stencils: accurate (exact for a Gaussian) but
-        not variational — used only to calibrate the edge rows at launch."""
+        not variational — used only in :meth:`calibrate`."""
         return (self.D1 @ self.Q(x, m)) / (self.D1 @ x)
 
     def Qx(self, x, m):
@@ -247,7 +243,6 @@ class FieldPotential:
         self._undefined = RegularGridInterpolator(
             (self.z, self.x), undefined.astype(float), bounds_error=False, fill_value=1.0
         )
-        self.Q_launch_row = Q[0]
         R = np.abs(field["envelope"].values)
         self._amplitude = RectBivariateSpline(self.z, self.x, R, kx=3, ky=3)
 

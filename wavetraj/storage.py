@@ -28,14 +28,10 @@ class WavetrajFileError(ValueError):
     """A file cannot be read as a wavetraj Dataset; the message says why and what to do."""
 
 
-def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Validate ``ds`` and write it atomically to ``path`` (netCDF4 via h5netcdf).
-
-    Returns the final path. The parent folder is created if needed. On any failure —
-    an exception or a killed process — the final name holds either the previous file or
-    nothing, never a partial file.
-    """
-    validate(ds)
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a hidden temporary path beside ``path``; on success it is fsynced and moved
+    over ``path`` (atomic on POSIX), on any failure removed. The folder is created."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"path {str(path)!r} is a folder; give a file name like data.nc")
@@ -44,7 +40,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        ds.to_netcdf(tmp, engine=ENGINE)
+        yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -52,6 +48,25 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def write_atomic(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write any Dataset atomically to ``path`` (netCDF4 via h5netcdf), without the
+    wavetraj schema check (for metrics tables and sweep records)."""
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine=ENGINE)
+    return Path(path)
+
+
+def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Validate ``ds`` and write it atomically to ``path`` (netCDF4 via h5netcdf).
+
+    Returns the final path. The parent folder is created if needed. On any failure —
+    an exception or a killed process — the final name holds either the previous file or
+    nothing, never a partial file.
+    """
+    validate(ds)
+    path = write_atomic(ds, path)
     log.info("wrote %s (%s)", path, ds.attrs.get("wavetraj_kind"))
     return path
 
