@@ -122,6 +122,8 @@ def _distributed():
 
 
 def _client(scheduler):
+    """(client, what to close afterwards): the LocalCluster and client we started, the
+    client we connected to an address, or nothing for a caller's own Client."""
     Client, LocalCluster = _distributed().Client, _distributed().LocalCluster
 
     if scheduler is None:
@@ -130,10 +132,12 @@ def _client(scheduler):
             threads_per_worker=1,
             dashboard_address=None,
         )
-        return Client(cluster), cluster
+        client = Client(cluster)
+        return client, (client, cluster)
     if isinstance(scheduler, str):
-        return Client(scheduler), None
-    return scheduler, None  # a Client given by the caller
+        client = Client(scheduler)
+        return client, (client,)
+    return scheduler, ()
 
 
 def sweep(
@@ -173,7 +177,7 @@ def sweep(
         progress(done, len(todo))
     if pending:
         as_completed = _distributed().as_completed
-        client, cluster = _client(scheduler)
+        client, ours = _client(scheduler)
         try:
             futures = [
                 client.submit(
@@ -192,9 +196,8 @@ def sweep(
                 if progress:
                     progress(done, len(todo))
         finally:
-            if cluster is not None:
-                client.close()
-                cluster.close()
+            for owned in ours:
+                owned.close()
     errors = {}
     for name, p in paths.items():
         r = read_case(p)
