@@ -83,32 +83,64 @@ def _parse_vary(items) -> dict[str, list]:
     return vary
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class _CaseBar:
+    """A tqdm bar over cases, driven by progress(done, total) callbacks."""
 
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=None, desc="cases", unit="case", file=sys.stderr, disable=None)
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def _summary(s) -> None:
+    sys.stdout.write(
+        f"{s.total} cases: {s.total - s.failed} passed, {s.failed} failed, {s.skipped} "
+        f"skipped (already complete), {s.computed} computed\n"
+    )
+    for name, err in s.errors.items():
+        sys.stdout.write(f"  failed {name}: {err}\n")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
     from compare.sweep import sweep
 
     vary = _parse_vary(args.vary)
     out = args.out or f"wavetraj-out/sweep-{pathlib.Path(args.scenario).stem}"
-    bar = tqdm(total=None, desc="cases", unit="case", file=sys.stderr, disable=None)
-
-    def progress(done, total):
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with _CaseBar() as progress:
         s = sweep(args.scenario, vary, out_dir=out, scheduler=args.scheduler, progress=progress)
-    finally:
-        bar.close()
-    sys.stdout.write(
-        f"{s.total} cases: {s.passed} passed, {s.failed} failed, {s.skipped} skipped "
-        f"(already complete), {s.computed} computed\n"
-    )
-    for name, err in s.errors.items():
-        sys.stdout.write(f"  failed {name}: {err}\n")
+    _summary(s)
     if s.gathered:
         sys.stdout.write(f"gathered: {s.gathered}\n")
+    return EXIT_OK if s.failed == 0 else EXIT_FAILED_CHECKS
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from compare.scenarios import parse_value
+    from compare.study import study
+
+    kw = {}
+    if args.wavelengths:
+        kw["wavelengths"] = [parse_value(v.strip()) for v in args.wavelengths.split(",")]
+        if not all(isinstance(v, (int, float)) for v in kw["wavelengths"]):
+            raise ValueError(
+                f"--wavelengths {args.wavelengths!r}: give numbers, e.g. --wavelengths 1e-3,0.1,1"
+            )
+    if args.profiles:
+        kw["profiles"] = [p.strip() for p in args.profiles.split(",")]
+    with _CaseBar() as progress:
+        s = study(args.out, scheduler=args.scheduler, progress=progress, **kw)
+    _summary(s)
+    if s.page:
+        sys.stdout.write(f"study: {s.page} ({s.seconds:.0f} s)\n")
     return EXIT_OK if s.failed == 0 else EXIT_FAILED_CHECKS
 
 
@@ -170,6 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--out", default=None, help="output folder (default wavetraj-out/sweep-NAME)")
     sw.set_defaults(func=_cmd_sweep)
+    st = sub.add_parser(
+        "study",
+        help="the validation study: rays against exact streamlines as λ0/w0 grows (on dask)",
+    )
+    st.add_argument("--out", default="wavetraj-out/study", help="output folder")
+    st.add_argument(
+        "--wavelengths",
+        default=None,
+        metavar="L1,L2,...",
+        help="λ0/w0 values (default 1e-4 ... 1, twelve values)",
+    )
+    st.add_argument("--profiles", default=None, help="gaussian,bell (default both)")
+    st.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running dask scheduler (default: a local cluster)",
+    )
+    st.set_defaults(func=_cmd_study)
     rep = sub.add_parser("report", help="rebuild report.html from a run's saved data")
     rep.add_argument("dir", help="a folder written by `wavetraj run` or `wavetraj paper`")
     rep.set_defaults(func=_cmd_report)
@@ -183,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # dask's scheduler logs every connection at INFO
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT

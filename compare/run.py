@@ -130,17 +130,30 @@ def judge_field(sc: Scenario) -> xr.Dataset:
     return wf.propagate_paraxial(K2, x, z, u0(x), k_ref=K0, dz=PARAXIAL_DZ * sc.rayleigh_length)
 
 
+def compared(candidates: np.ndarray, limit: int = MAX_COMPARED) -> np.ndarray:
+    """At most about ``limit`` of the ray indices ``candidates``: every k-th, and the last."""
+    stride = int(np.ceil(candidates.size / limit))
+    pick = candidates[::stride]
+    if candidates[-1] not in pick:
+        pick = np.append(pick, candidates[-1])
+    return pick
+
+
+def output_planes(sc: Scenario, field: xr.Dataset) -> np.ndarray:
+    """The ``run.steps`` output planes, a subset of the judging field's planes."""
+    zf = field["z"].values
+    if sc.run.judge == "helmholtz":  # its planes are its grid rows: pick the nearest ones
+        rows = np.unique(np.round(np.linspace(0, zf.size - 1, sc.run.steps)).astype(int))
+        return zf[rows]
+    return zf[:: (zf.size - 1) // (sc.run.steps - 1)]
+
+
 def run_scenario(sc: Scenario) -> Result:
     """Compute field, rays (self-consistent, and geometric if asked), streamlines, agreement."""
     t0 = time.perf_counter()
     field = judge_field(sc)
     t_field = time.perf_counter() - t0
-    zf = field["z"].values
-    if sc.run.judge == "helmholtz":  # its planes are its grid rows: pick the nearest ones
-        rows = np.unique(np.round(np.linspace(0, zf.size - 1, sc.run.steps)).astype(int))
-        planes = zf[rows]
-    else:
-        planes = zf[:: (zf.size - 1) // (sc.run.steps - 1)]
+    planes = output_planes(sc, field)
     x0 = rt.launch_points(sc.launch.rays, sc.launch.span)
     dyn = dynamics(sc)
     R0 = launch_profile(sc)
@@ -150,10 +163,7 @@ def run_scenario(sc: Scenario) -> Result:
     geometric = (
         rt.trace(dyn, x0, R0, z_out=planes, wave_potential="none") if sc.run.geometric else None
     )
-    stride = int(np.ceil(x0.size / MAX_COMPARED))
-    pick = np.arange(0, x0.size, stride)
-    if x0.size - 1 not in pick:
-        pick = np.append(pick, x0.size - 1)
+    pick = compared(np.arange(x0.size))
     t2 = time.perf_counter()
     lines = streamlines(field, x0[pick], z_out=planes)
     t_lines = time.perf_counter() - t2

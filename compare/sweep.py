@@ -78,18 +78,28 @@ def run_case(scenario: str, overrides: dict, path: str) -> str:
     from compare.run import run_scenario
     from compare.scenarios import get
 
-    attrs = {"kind": CASE_KIND, "scenario": scenario, "overrides": json.dumps(overrides)}
-    try:
+    def metrics():
         sc = get(scenario, {k: json.dumps(v) for k, v in overrides.items()})
-        metrics = run_scenario(sc).metrics
+        return run_scenario(sc).metrics
+
+    attrs = {"scenario": scenario, "overrides": json.dumps(overrides)}
+    return write_record(path, attrs, metrics)
+
+
+def write_record(path, attrs: dict, metrics: Callable[[], Mapping]) -> str:
+    """Call ``metrics()`` and write its numbers (as scalar variables) with ``attrs`` to
+    ``path`` atomically; if it raises, write the error instead. Returns the outcome,
+    "ok" or "error": a failing case is recorded, not raised, so a sweep goes on."""
+    attrs = {"kind": CASE_KIND, **attrs}
+    try:
         data = {
-            k: ((), float(v) if not isinstance(v, str) else np.nan)
-            for k, v in metrics.items()
+            k: ((), float(v))
+            for k, v in metrics().items()
             if isinstance(v, (int, float, bool, np.floating, np.integer))
         }
         ds = xr.Dataset(data, attrs={**attrs, "outcome": "ok"})
     except Exception as exc:  # recorded, not raised: the sweep goes on
-        log.warning("case %s failed: %s", overrides, exc)
+        log.warning("case %s failed: %s", attrs, exc)
         ds = xr.Dataset(
             attrs={**attrs, "outcome": "error", "error": f"{type(exc).__name__}: {exc}"}
         )
@@ -97,15 +107,16 @@ def run_case(scenario: str, overrides: dict, path: str) -> str:
     return ds.attrs["outcome"]
 
 
-def read_case(path: pathlib.Path) -> xr.Dataset | None:
-    """The case record if the file is complete and valid, else None (damaged or missing)."""
+def read_case(path: pathlib.Path, required: str = "max_distance_w0") -> xr.Dataset | None:
+    """The case record if the file is complete and valid (an "ok" record holds the
+    variable ``required``), else None (damaged or missing)."""
     try:
         ds = xr.load_dataset(path, engine="h5netcdf")
     except Exception:  # unreadable: damaged or absent
         return None
     if ds.attrs.get("kind") != CASE_KIND or ds.attrs.get("outcome") not in ("ok", "error"):
         return None
-    if ds.attrs["outcome"] == "ok" and "max_distance_w0" not in ds:
+    if ds.attrs["outcome"] == "ok" and required not in ds:
         return None
     return ds
 
@@ -140,6 +151,39 @@ def _client(scheduler):
     return scheduler, ()
 
 
+def run_tasks(
+    tasks: Sequence[tuple[str, Callable, tuple]],
+    *,
+    scheduler=None,
+    progress: Callable[[int, int], None] | None = None,
+    already: int = 0,
+    total: int | None = None,
+) -> None:
+    """Run ``(key, function, args)`` tasks on dask with :data:`RETRIES` each; each task
+    writes its own file, so nothing is returned. ``progress(done, total)`` after each one,
+    counting ``already`` finished ones first."""
+    total = len(tasks) + already if total is None else total
+    done = already
+    if progress:
+        progress(done, total)
+    if not tasks:
+        return
+    as_completed = _distributed().as_completed
+    client, ours = _client(scheduler)
+    try:
+        futures = [
+            client.submit(fn, *args, key=key, retries=RETRIES, pure=False)
+            for key, fn, args in tasks
+        ]
+        for _ in as_completed(futures):
+            done += 1
+            if progress:
+                progress(done, total)
+    finally:
+        for owned in ours:
+            owned.close()
+
+
 def sweep(
     scenario: str,
     vary: Mapping[str, Sequence],
@@ -172,32 +216,16 @@ def sweep(
         if (r := read_case(p)) is not None and r.attrs["outcome"] == "ok"
     ]
     pending = [ov for ov in todo if case_name(ov) not in skipped]
-    done = len(skipped)
-    if progress:
-        progress(done, len(todo))
-    if pending:
-        as_completed = _distributed().as_completed
-        client, ours = _client(scheduler)
-        try:
-            futures = [
-                client.submit(
-                    run_case,
-                    scenario,
-                    ov,
-                    str(paths[case_name(ov)]),
-                    key=f"wavetraj-case-{case_name(ov)}",
-                    retries=RETRIES,
-                    pure=False,
-                )
-                for ov in pending
-            ]
-            for _ in as_completed(futures):
-                done += 1
-                if progress:
-                    progress(done, len(todo))
-        finally:
-            for owned in ours:
-                owned.close()
+    run_tasks(
+        [
+            (f"wavetraj-case-{case_name(ov)}", run_case, (scenario, ov, str(paths[case_name(ov)])))
+            for ov in pending
+        ],
+        scheduler=scheduler,
+        progress=progress,
+        already=len(skipped),
+        total=len(todo),
+    )
     errors = {}
     for name, p in paths.items():
         r = read_case(p)

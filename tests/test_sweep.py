@@ -8,6 +8,7 @@ import threading
 import time
 
 import dask.distributed as distributed
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -101,3 +102,67 @@ def test_cli_sweep_on_a_running_scheduler(tmp_path, client, capsys):
     assert code == 0, out
     assert "2 cases: 2 passed, 0 failed, 0 skipped" in out
     assert (tmp_path / "sweep.nc").is_file()
+
+
+# --- the validation study -------------------------------------------------------------
+
+#: Measured at λ0/w0 = 0.3 (3 z_R): self-consistent median 3.7e-3 w0, paraxial 3.1e-3:
+#: the seed's paraxial Wave Potential is as far from the exact streamlines as the paraxial
+#: theory itself. A factor 2 either way separates "the same" from a different effect.
+SAME_EFFECT = 2.0
+#: Field-driven rays measured at 1e-7 to 3e-6 w0 (median): the ray system with the exact
+#: field's W follows the exact streamlines to the integrators' tolerance.
+FIELD_DRIVEN_MEDIAN = 1e-5
+
+
+def test_study_gathers_families_against_wavelength_and_resumes(tmp_path, client, capsys):
+    from compare.study import study
+
+    s = study(tmp_path, wavelengths=[0.3, 1e-2], profiles=["gaussian"], scheduler=client)
+    assert (s.total, s.computed, s.failed) == (2, 2, 0), s.errors
+    ds = xr.load_dataset(s.dataset, engine="h5netcdf")
+    assert ds["self_consistent_median"].dims == ("profile", "wavelength")
+    assert ds["wavelength"].values.tolist() == [1e-2, 0.3]  # sorted
+    assert ds["profile"].values.tolist() == ["gaussian"]
+    g = ds.sel(profile="gaussian")
+    sc, par = g["self_consistent_median"].values, g["paraxial_median"].values
+    assert sc[1] > 30 * sc[0]  # grows like (λ0/w0)²: 900× over this range, measured 290×
+    assert 1 / SAME_EFFECT < sc[1] / par[1] < SAME_EFFECT
+    assert (g["field_driven_median"] < FIELD_DRIVEN_MEDIAN).all()
+    assert (g["geometric_median"] > 1.0).all()  # straight lines miss the spreading beam
+    assert (g["self_consistent_completed"] == 1).all()
+    page = s.page.read_text()
+    assert page.count("data:image/png;base64,") == 2 and "paraxial expectation" in page
+    # resume through the command line, on the running scheduler: nothing is recomputed
+    code = cli.main(
+        [
+            "study",
+            "--wavelengths",
+            "1e-2,0.3",
+            "--profiles",
+            "gaussian",
+            "--out",
+            str(tmp_path),
+            "--scheduler",
+            client.scheduler.address,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 cases: 2 passed, 0 failed, 2 skipped (already complete), 0 computed" in out
+
+
+def test_study_bad_input_names_the_parameter(capsys):
+    assert cli.main(["study", "--wavelengths", "0,0.1"]) == 2
+    assert "wavelengths: [0]; give λ0/w0 values in (0, 2]" in capsys.readouterr().err
+    assert cli.main(["study", "--profiles", "cosine"]) == 2
+    assert "'cosine' is not one of gaussian, bell" in capsys.readouterr().err
+
+
+def test_slope_fits_a_power_law_above_the_floor():
+    from compare.study import slope
+
+    lam = np.array([1e-4, 1e-3, 1e-2, 1e-1])
+    d = np.maximum(3 * lam**2, 1e-7)  # the first point sits on the floor
+    assert slope(lam, d, 2e-7) == pytest.approx(2.0)
+    assert np.isnan(slope(lam, np.full(4, 1e-8), 1e-7))

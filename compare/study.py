@@ -1,0 +1,322 @@
+"""The validation study: how far the seed's rays are from the exact streamlines as λ0/w0 grows.
+
+For each launch profile (the seed's Gaussian, Fig. 1, and bell, Fig. 2) and each λ0/w0 in
+:data:`WAVELENGTHS` (1e-4 to 1), one case computes
+
+* the **judge**: the exact free-space field by the angular spectrum (every plane wave,
+  evanescent ones included: no paraxial approximation), and its streamlines of ∇φ;
+* the **self-consistent rays** (the seed's method: W from the rays' own ∂²R/∂x²);
+* the **field-driven rays** (W = full ∇²R/R of the judge field);
+* the **geometric-optics rays** (W switched off);
+* the **paraxial expectation**: the streamlines of the paraxial field (split-step,
+  exact diffraction in free space) from the same launch. For the Gaussian these are
+  eq. 11's hyperbolas. This is where rays land if the paraxial theory the seed builds on
+  were exact.
+
+The distance of each family from the judge's streamlines is measured on the core of the
+beam (launch amplitude ≥ :data:`CORE_AMPLITUDE` of the peak). Each case is one dask task
+writing one file (``cases/<profile>__<λ>.nc``, resumable as in :mod:`compare.sweep`).
+``study.nc`` gathers them with dimensions (profile, wavelength), and ``study.html`` shows
+the distance-versus-λ0/w0 curves.
+
+Where λ0/w0 ≥ :data:`HELMHOLTZ_CHECK`, the case also solves the full-wave finite-difference
+problem (:func:`wavefield.solve_helmholtz`) and reports how far its streamlines are from the
+angular spectrum's (``judge_check``): two independent exact solvers agreeing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import time
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from compare.sweep import read_case, run_tasks, write_record
+from wavetraj.storage import write_atomic
+
+log = logging.getLogger(__name__)
+
+#: λ0/w0 values of the study (log-spaced decades, denser where the rays start to fail).
+WAVELENGTHS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+PROFILES = ("gaussian", "bell")
+#: Rays over the launch span, before the spacing limit below (the Gaussian is exact at any
+#: ray count because of the ensemble's calibration; the bell needs 256 for a 1e-3 w0
+#: discretisation error, measured in its scenario).
+RAYS = {"gaussian": 64, "bell": 205}
+#: Launch span [w0]. The bell's is ±1.6 w0, not its scenario's ±2: with the far tail
+#: (R0 < 1.5e-3) in the ensemble, Radau fails at z = 0 from λ0/w0 = 0.3 on (measured;
+#: ±1.6 runs to 0.5). Same ray spacing as the scenario's 256 rays over ±2.
+SPAN = {"gaussian": 3.0, "bell": 1.6}
+#: Ray spacing ≥ λ0/(2π): the self-consistent kz fixed point stops contracting on
+#: label-scale modes below about λ0/(4π) (measured, issue 4); this keeps a factor 2 margin.
+SPACING_PER_WAVELENGTH = 1 / (2 * np.pi)
+#: Rays launched where R0 ≥ this fraction of the peak are the beam's core and are judged
+#: (the Gaussian's |x0| ≤ 2 w0, the bell's |x0| ≤ 1.41 w0); beyond it the streamlines run
+#: into the diffracted tails' nodes at large λ0/w0.
+CORE_AMPLITUDE = np.exp(-4.0)
+#: Rays compared with streamlines per case.
+COMPARED = 33
+#: Judge grid: ±WINDOW·w(z_end) with NX points (h ≈ w0/100 for the Gaussian, fine enough
+#: for the field-driven rays' ∇²R/R: at h = w0/20 they were 1.3e-4 w0 off, issue 4).
+WINDOW = 6.0
+NX = 4096
+#: From this λ0/w0 on, the full-wave solver cross-checks the judge (smaller λ0/w0 needs
+#: more than 10^6 unknowns: its grid has 28 points per λ0 over many z_R).
+HELMHOLTZ_CHECK = 0.7
+HELMHOLTZ_WINDOW = 3.0
+#: Families of rays and how the page names them.
+FAMILIES = {
+    "self_consistent": "self-consistent rays (seed: W from the rays)",
+    "field_driven": "field-driven rays (W from the exact field)",
+    "geometric": "geometric optics (W = 0)",
+    "paraxial": "paraxial expectation (paraxial streamlines)",
+}
+STUDY_KIND = "wavetraj-study"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySummary:
+    out_dir: pathlib.Path
+    total: int
+    computed: int
+    skipped: int
+    failed: int
+    errors: dict[str, str]
+    dataset: pathlib.Path | None
+    page: pathlib.Path | None
+    seconds: float
+
+
+def study_rays(profile: str, wavelength: float) -> int:
+    """Ray count: the profile's default, fewer where the spacing limit demands it."""
+    most = 1 + int(np.floor(2 * SPAN[profile] / (SPACING_PER_WAVELENGTH * wavelength)))
+    return int(max(16, min(RAYS[profile], most)))
+
+
+def study_scenario(profile: str, wavelength: float):
+    """The built-in scenario of ``profile`` at λ0/w0 = ``wavelength``, with the study's grid."""
+    from compare.scenarios import get
+
+    overrides = {
+        "launch.wavelength": repr(float(wavelength)),
+        "launch.rays": str(study_rays(profile, wavelength)),
+        "launch.span": repr(SPAN[profile]),
+        "run.judge": '"angular"',
+        "run.window": repr(WINDOW),
+        "run.nx": str(NX),
+    }
+    return get(profile, overrides)
+
+
+def case_name(profile: str, wavelength: float) -> str:
+    return f"{profile}__{wavelength:.6g}"
+
+
+def _family_metrics(name: str, rays: xr.Dataset, lines: xr.Dataset, heavy) -> dict:
+    from compare.agreement import agreement
+
+    done = rays["status"].values == "ok"
+    d = np.where(done, agreement(rays, lines)["max_distance"].values, np.nan)
+    with warnings.catch_warnings():  # no completed ray: NaN, and completed = 0 says why
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            f"{name}_median": float(np.nanmedian(d)),
+            f"{name}_worst": float(np.nanmax(d)),
+            f"{name}_heavy": float(np.nanmax(d[heavy])),
+            f"{name}_completed": float(np.mean(done)),
+        }
+
+
+def measure(profile: str, wavelength: float) -> dict:
+    """One case of the study (see the module docstring); returns flat numbers."""
+    import raytrace as rt
+    from compare.run import compared, dynamics, judge_field, launch_profile, output_planes
+    from compare.streamlines import streamlines
+
+    sc = study_scenario(profile, wavelength)
+    t0 = time.perf_counter()
+    field = judge_field(sc)
+    planes = output_planes(sc, field)
+    x0 = rt.launch_points(sc.launch.rays, sc.launch.span)
+    R0 = launch_profile(sc)
+    dyn = dynamics(sc)
+    core = np.flatnonzero(R0(x0) >= CORE_AMPLITUDE)
+    heavy_x0 = [x0[core][np.argmin(np.abs(x0[core] - h))] for h in sc.launch.heavy]
+    pick = np.union1d(compared(core, COMPARED), [np.flatnonzero(x0 == h)[0] for h in heavy_x0])
+    heavy = np.flatnonzero(np.isin(x0[pick], heavy_x0))
+    lines = streamlines(field, x0[pick], z_out=planes)
+    out = {
+        "wavelength": float(wavelength),
+        "rays": int(x0.size),
+        "rays_compared": int(pick.size),
+        "z_end_zR": sc.run.z_end,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        families = {
+            "self_consistent": lambda: rt.trace(dyn, x0, R0, z_out=planes).isel(ray=pick),
+            "field_driven": lambda: rt.trace(dyn, x0[pick], R0, z_out=planes, wave_potential=field),
+            "geometric": lambda: rt.trace(dyn, x0[pick], R0, z_out=planes, wave_potential="none"),
+            "paraxial": lambda: streamlines(_paraxial(sc, field), x0[pick], z_out=planes),
+        }
+        for name, make in families.items():
+            t = time.perf_counter()
+            try:
+                out.update(_family_metrics(name, make(), lines, heavy))
+            except Exception as exc:  # one family failing must not hide the others
+                log.warning("%s at λ0/w0 = %g: %s failed: %s", profile, wavelength, name, exc)
+                out.update({f"{name}_{s}": np.nan for s in ("median", "worst", "heavy")})
+                out[f"{name}_completed"] = 0.0
+            out[f"{name}_seconds"] = time.perf_counter() - t
+        if wavelength >= HELMHOLTZ_CHECK:
+            out["judge_check"] = _judge_check(sc, lines.isel(ray=heavy), x0[pick][heavy], planes)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _paraxial(sc, field: xr.Dataset) -> xr.Dataset:
+    """The paraxial field on the judge's grid (free space: the split step is exact)."""
+    import wavefield as wf
+    from compare.run import launch_profile
+
+    K0 = 2 * np.pi / sc.launch.wavelength
+    x = field["x"].values
+    return wf.propagate_paraxial(K0**2, x, field["z"].values, launch_profile(sc)(x), k_ref=K0)
+
+
+def _judge_check(sc, lines: xr.Dataset, x0, planes) -> float:
+    """Largest distance between the angular-spectrum and full-wave streamlines from x0."""
+    import wavefield as wf
+    from compare.agreement import agreement
+    from compare.run import launch_profile
+    from compare.streamlines import streamlines
+
+    W = HELMHOLTZ_WINDOW * np.sqrt(1 + sc.run.z_end**2)
+    x, z = wf.grid_for(sc.launch.wavelength, (-W, W), (0, planes[-1]))
+    K0 = 2 * np.pi / sc.launch.wavelength
+    full = wf.solve_helmholtz(K0**2, x, z, launch_profile(sc)(x))
+    other = streamlines(full, x0, z_out=planes[planes <= z[-1]])
+    return float(
+        agreement(other, lines.isel(step=slice(0, other.sizes["step"]))).attrs["max_distance"]
+    )
+
+
+def study_case(profile: str, wavelength: float, path: str) -> str:
+    """One case, pure apart from writing ``path``: returns "ok" or "error"."""
+    attrs = {"study": STUDY_KIND, "profile": profile, "wavelength": float(wavelength)}
+    return write_record(path, attrs, lambda: measure(profile, wavelength))
+
+
+def study(
+    out_dir,
+    *,
+    wavelengths: Sequence[float] = WAVELENGTHS,
+    profiles: Sequence[str] = PROFILES,
+    scheduler=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> StudySummary:
+    """Run the study (resuming complete cases), gather ``study.nc``, write ``study.html``."""
+    t0 = time.perf_counter()
+    for p in profiles:
+        if p not in PROFILES:
+            raise ValueError(f"profiles: {p!r} is not one of {', '.join(PROFILES)}")
+    bad = [w for w in wavelengths if not 0 < float(w) <= 2]
+    if bad or not wavelengths:
+        raise ValueError(
+            f"wavelengths: {bad or 'none given'}; give λ0/w0 values in (0, 2], e.g. 1e-3,0.1,1"
+        )
+    wavelengths = sorted(float(w) for w in wavelengths)
+    out = pathlib.Path(out_dir)
+    names = {(p, w): case_name(p, w) for p in profiles for w in wavelengths}
+    paths = {k: out / "cases" / f"{n}.nc" for k, n in names.items()}
+    done = {k for k, p in paths.items() if _complete(p)}
+    tasks = [
+        (f"wavetraj-study-{names[k]}", study_case, (k[0], k[1], str(paths[k])))
+        for k in paths
+        if k not in done
+    ]
+    run_tasks(tasks, scheduler=scheduler, progress=progress, already=len(done), total=len(paths))
+    errors = {}
+    for k, p in paths.items():
+        r = read_case(p, required="self_consistent_median")
+        if r is None:
+            errors[names[k]] = "no valid result file after the run"
+        elif r.attrs["outcome"] == "error":
+            errors[names[k]] = r.attrs["error"]
+    ds_path = page = None
+    if len(errors) < len(paths):
+        ds = gather(out, profiles, wavelengths)
+        ds_path = out / "study.nc"
+        write_atomic(ds, ds_path)
+        from compare.report import study_page
+
+        page = study_page(ds, out)
+    return StudySummary(
+        out,
+        len(paths),
+        len(tasks),
+        len(done),
+        len(errors),
+        errors,
+        ds_path,
+        page,
+        time.perf_counter() - t0,
+    )
+
+
+def _complete(path: pathlib.Path) -> bool:
+    r = read_case(path, required="self_consistent_median")
+    return r is not None and r.attrs["outcome"] == "ok"
+
+
+def gather(out_dir, profiles: Sequence[str], wavelengths: Sequence[float]) -> xr.Dataset:
+    """The case records as one Dataset with dimensions (profile, wavelength)."""
+    out = pathlib.Path(out_dir)
+    records = {}
+    for i, p in enumerate(profiles):
+        for j, w in enumerate(wavelengths):
+            r = read_case(
+                out / "cases" / f"{case_name(p, w)}.nc", required="self_consistent_median"
+            )
+            if r is not None and r.attrs["outcome"] == "ok":
+                records[i, j] = r
+    names = sorted({v for r in records.values() for v in r.data_vars} - {"wavelength"})
+    shape = (len(profiles), len(wavelengths))
+    data = {}
+    for name in names:
+        arr = np.full(shape, np.nan)
+        for idx, r in records.items():
+            if name in r:
+                arr[idx] = float(r[name].values)
+        data[name] = (("profile", "wavelength"), arr)
+    ok = np.zeros(shape, bool)
+    for idx in records:
+        ok[idx] = True
+    data["case_ok"] = (("profile", "wavelength"), ok)
+    return xr.Dataset(
+        data,
+        coords={
+            "profile": ("profile", list(profiles)),
+            "wavelength": ("wavelength", np.asarray(wavelengths, float), {"long_name": "λ0/w0"}),
+        },
+        attrs={
+            "kind": STUDY_KIND,
+            "families": json.dumps(FAMILIES),
+            "core_amplitude": float(CORE_AMPLITUDE),
+            "judge": "angular spectrum (exact in free space)",
+        },
+    )
+
+
+def slope(wavelength: np.ndarray, distance: np.ndarray, floor: float) -> float:
+    """Least-squares slope of log(distance) against log(λ0/w0) where distance > floor."""
+    ok = np.isfinite(distance) & (distance > floor)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(wavelength[ok]), np.log(distance[ok]), 1)[0])
