@@ -114,7 +114,7 @@ def test_bad_arguments_are_named():
     x, z = wf.grid_for(LAMBDA, (-2, 2), (0, 1), points_per_wavelength=10)
     with pytest.raises(ValueError, match="accuracy must be one of"):
         wf.solve_helmholtz(K**2, x, z, np.exp(-(x**2)), accuracy=3)
-    with pytest.raises(ValueError, match="solver must be one of"):
+    with pytest.raises(ValueError, match="solver must be 'auto' or one of"):
         wf.solve_helmholtz(K**2, x, z, np.exp(-(x**2)), solver="magic")
     with pytest.raises(ValueError, match=r"u0 has shape \(3,\)"):
         wf.solve_helmholtz(K**2, x, z, np.ones(3))

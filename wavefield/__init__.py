@@ -6,7 +6,7 @@ This package never imports :mod:`raytrace`.
 """
 
 from wavefield.angular import angular_spectrum
-from wavefield.helmholtz import grid_for, solve_helmholtz
+from wavefield.helmholtz import HelmholtzSolver, grid_for, solve_helmholtz
 from wavefield.paraxial import Absorber, propagate_paraxial
 from wavefield.pml import PML
 from wavetraj import field_dataset, load, save, validate_field
@@ -15,6 +15,7 @@ from wavetraj.derived import amplitude, phase_gradient, wave_potential
 __all__ = [
     "PML",
     "Absorber",
+    "HelmholtzSolver",
     "amplitude",
     "angular_spectrum",
     "field_dataset",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -11,7 +12,12 @@ FFT_WORKERS = 2
 #: Relative spread of grid steps tolerated as "uniform" (linspace round-off is ~1e-15).
 UNIFORM_RTOL = 1e-9
 
-MediumLike = Callable[[np.ndarray, np.ndarray], np.ndarray] | np.ndarray | float
+MediumLike = (
+    Callable[[np.ndarray, np.ndarray], np.ndarray]
+    | Callable[[np.ndarray], np.ndarray]
+    | np.ndarray
+    | float
+)
 
 
 def coordinate(values, name: str, *, uniform: bool = True, min_points: int = 3) -> np.ndarray:
@@ -34,10 +40,30 @@ def coordinate(values, name: str, *, uniform: bool = True, min_points: int = 3) 
     return arr
 
 
+def z_independent(K2: MediumLike) -> bool:
+    """True for media that declare themselves constant in z: a number, or a callable of x
+    alone (one positional parameter), K2(x)."""
+    if not callable(K2):
+        return np.ndim(K2) == 0
+    try:
+        params = inspect.signature(K2).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: assume K2(x, z)
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len(positional) == 1 and not any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
 def medium_on_grid(K2: MediumLike, x: np.ndarray, z: np.ndarray, name: str = "K2") -> np.ndarray:
-    """Evaluate K² (callable of (x, z) arrays, array on the grid, or a number) as (nz, nx)."""
+    """Evaluate K² as (nz, nx): a callable K2(x, z) of arrays, a callable K2(x) of x alone
+    (a medium constant in z, evaluated once), an array on the grid, or a number."""
     shape = (z.size, x.size)
-    if callable(K2):
+    if callable(K2) and z_independent(K2):
+        values = np.broadcast_to(np.asarray(K2(x), dtype=float), shape)
+    elif callable(K2):
         X, Z = np.meshgrid(x, z)
         values = np.asarray(K2(X, Z))
         if values.shape != shape:
@@ -53,8 +79,10 @@ def medium_on_grid(K2: MediumLike, x: np.ndarray, z: np.ndarray, name: str = "K2
             )
     if np.iscomplexobj(values):
         raise TypeError(f"{name} must be real; got complex values. Absorption lives in the PML.")
-    values = np.array(values, dtype=float)
-    if not np.all(np.isfinite(values)):
+    values = np.asarray(values, dtype=float)
+    if not values.flags.writeable or not values.flags.owndata:  # broadcast views, inputs
+        values = values.copy()
+    if not np.isfinite(values).all():
         bad = np.argwhere(~np.isfinite(values))[0]
         raise ValueError(f"{name} is not finite at x={x[bad[1]]:.6g}, z={z[bad[0]]:.6g}")
     return values

@@ -82,9 +82,10 @@ def available() -> bool:
 class PardisoFactor:
     """A PARDISO factorisation of a complex sparse matrix; ``solve(b)`` for one or many
     right-hand sides (columns). Symmetric matrices use the complex-symmetric type (half
-    the work and memory); others the unsymmetric type with matching and scaling."""
+    the work and memory); others the unsymmetric type, with weighted matching and scaling
+    unless ``matching=False`` (faster and less fill where the diagonal is strong)."""
 
-    def __init__(self, A: sp.spmatrix, *, symmetric: bool | None = None):
+    def __init__(self, A: sp.spmatrix, *, symmetric: bool | None = None, matching: bool = True):
         lib = library()
         if lib is None:
             raise ImportError("MKL PARDISO not found: pip install 'wavetraj[fast]' (the mkl wheel)")
@@ -108,8 +109,8 @@ class PardisoFactor:
         ip[1] = 2  # nested-dissection ordering (METIS)
         ip[7] = 2  # at most two iterative-refinement steps
         ip[9] = 8 if self.symmetric else 13  # pivot perturbation 1e-8 / 1e-13
-        ip[10] = 0 if self.symmetric else 1  # scaling
-        ip[12] = 0 if self.symmetric else 1  # weighted matching
+        ip[10] = int(matching and not self.symmetric)  # scaling
+        ip[12] = int(matching and not self.symmetric)  # weighted matching
         ip[17] = -1  # report the factor's nonzeros
         ip[34] = 1  # zero-based indices
         self.mtype = COMPLEX_SYMMETRIC if self.symmetric else COMPLEX_UNSYMMETRIC

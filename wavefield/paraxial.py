@@ -8,6 +8,7 @@ that resolve w0, not λ0.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 
 import numpy as np
@@ -21,6 +22,7 @@ from wavefield._grid import (
     launch_row,
     medium_on_grid,
     reference_wavenumber,
+    z_independent,
 )
 from wavetraj import field_dataset
 
@@ -85,7 +87,7 @@ def propagate_paraxial(
 
     Parameters
     ----------
-    K2 : callable K2(x, z), array (len(z), len(x)), or number
+    K2 : callable K2(x, z), callable K2(x) (constant in z), array (len(z), len(x)), or number
         Local wavenumber squared [1/length²].
     x : 1-D uniform array
         Transverse grid (FFT window; the absorber occupies its outer ``fraction``).
@@ -122,7 +124,7 @@ def propagate_paraxial(
     A0 = A0 * np.exp(-1j * k_ref * z[0])  # u0 = A(z0) e^{i k_ref z0}
     planes, outputs = _step_planes(z, dz)
     envelope = _march(
-        _potential_rows(K2, K2_out, x, z, planes),
+        _potential_rows(K2, K2_out, x, z, planes, outputs),
         A0,
         planes,
         outputs,
@@ -156,6 +158,8 @@ def propagate_paraxial(
 #: K² rows evaluated per call of a callable medium (one vectorised call per block of
 #: planes instead of one per step: the call overhead was most of a step's time).
 ROWS_PER_CALL = 2**20
+#: Steps that differ by less than this (relative) are the same step (see _Factors.step).
+STEP_RTOL = 1e-12
 
 
 def _step_planes(z: np.ndarray, dz: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -171,23 +175,35 @@ def _step_planes(z: np.ndarray, dz: float | None) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(planes), np.cumsum(sizes) - 1
 
 
-def _potential_rows(K2, K2_out: np.ndarray, x: np.ndarray, z: np.ndarray, planes: np.ndarray):
-    """K² at each plane of the march, in order: the callable itself (evaluated a block of
-    planes at a time), or arrays (given at the output planes) interpolated linearly between
-    them, exact for media constant in z; pass a callable for media that vary in z."""
-    if callable(K2):
-        block = max(1, ROWS_PER_CALL // x.size)
-        for b in range(0, planes.size, block):
-            yield from medium_on_grid(K2, x, planes[b : b + block])
+def _potential_rows(K2, K2_out: np.ndarray, x: np.ndarray, z: np.ndarray, planes, outputs):
+    """K² at each plane of the march, in order. At the output planes it is ``K2_out``.
+    Between them: the callable itself (evaluated a block of planes at a time), or arrays
+    (given at the output planes) interpolated linearly, exact for media constant in z;
+    pass a callable for media that vary in z."""
+    if z_independent(K2) or (not callable(K2) and (K2_out == K2_out[0]).all()):
+        # constant in z (a callable K2(x, z) cannot say so: it is evaluated at every plane)
+        yield from itertools.repeat(K2_out[0], planes.size)  # one row: one set of factors
         return
-    for zz in planes:
-        j = int(np.clip(np.searchsorted(z, zz) - 1, 0, z.size - 2))
-        w = (zz - z[j]) / (z[j + 1] - z[j])
-        yield (
-            K2_out[j]
-            if w == 0
-            else (K2_out[j + 1] if w == 1 else (1 - w) * K2_out[j] + w * K2_out[j + 1])
-        )
+    is_output = np.zeros(planes.size, bool)
+    is_output[outputs] = True
+    inner = planes[~is_output]
+    block = max(1, ROWS_PER_CALL // x.size)
+    rows: np.ndarray | None = None
+    k_out = k_in = 0
+    for zz, at_output in zip(planes, is_output, strict=True):
+        if at_output:
+            yield K2_out[k_out]
+            k_out += 1
+            continue
+        if callable(K2):
+            if k_in % block == 0:
+                rows = medium_on_grid(K2, x, inner[k_in : k_in + block])
+            yield rows[k_in % block]
+        else:
+            j = int(np.clip(np.searchsorted(z, zz) - 1, 0, z.size - 2))
+            w = (zz - z[j]) / (z[j + 1] - z[j])
+            yield (1 - w) * K2_out[j] + w * K2_out[j + 1]
+        k_in += 1
 
 
 class _Factors:
@@ -198,10 +214,19 @@ class _Factors:
         self.k_ref, self.gamma, self.kx = k_ref, gamma, kx
         self.row = self.h = None
         self.half = self.full = None
-        self._diffraction: dict[float, np.ndarray] = {}
+        self._diffraction: dict[float, np.ndarray] = {}  # keyed by the (rounded) step
+
+    def step(self, h: float) -> float:
+        """``h``, or the previous step if they differ by round-off only (the planes come
+        from sums and linspace, so equal steps differ in their last bits; a relative
+        1e-12 change of step is far below the splitting error)."""
+        if self.h is not None and abs(h - self.h) <= STEP_RTOL * self.h:
+            return self.h
+        return h
 
     def potential(self, row: np.ndarray, h: float) -> np.ndarray:
-        if h != self.h or self.row is None or not np.array_equal(row, self.row):
+        same_row = row is self.row or (self.row is not None and np.array_equal(row, self.row))
+        if h != self.h or not same_row:
             k = self.k_ref
             self.half = np.exp(1j * (row - k**2 + 1j * self.gamma) * h / (4 * k))
             self.full = None
@@ -233,7 +258,7 @@ def _march(rows, A0, planes, outputs, x, k_ref: float, gamma: np.ndarray) -> np.
     pending = None  # the previous step's closing half step, not yet applied
     out = 1
     for s in range(1, planes.size):
-        h = planes[s] - planes[s - 1]
+        h = f.step(planes[s] - planes[s - 1])
         opening = f.potential(row, h)
         if pending is opening:
             A *= f.squared()
@@ -247,8 +272,6 @@ def _march(rows, A0, planes, outputs, x, k_ref: float, gamma: np.ndarray) -> np.
         row = next(rows)
         pending = f.potential(row, h)
         if out < outputs.size and s == outputs[out]:
-            A *= pending
-            pending = None
-            envelope[out] = A
+            np.multiply(A, pending, out=envelope[out])  # A itself keeps the half step pending
             out += 1
     return envelope

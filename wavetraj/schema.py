@@ -223,10 +223,14 @@ def field_dataset(
         {
             "envelope": (
                 FIELD_DIMS,
-                envelope.astype(complex),
+                envelope.astype(complex, copy=False),
                 _attrs("arb", "complex envelope A, u = A exp(i k_ref z)"),
             ),
-            "K2": (FIELD_DIMS, K2.astype(float), _attrs(f"1/{L}^2", "local wavenumber squared")),
+            "K2": (
+                FIELD_DIMS,
+                K2.astype(float, copy=False),
+                _attrs(f"1/{L}^2", "local wavenumber squared"),
+            ),
         },
         coords={
             "x": ("x", x, _attrs(L, "transverse position")),
