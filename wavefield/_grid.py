@@ -58,21 +58,22 @@ def z_independent(K2: MediumLike) -> bool:
 
 
 def medium_on_grid(K2: MediumLike, x: np.ndarray, z: np.ndarray, name: str = "K2") -> np.ndarray:
-    """Evaluate K² as (nz, nx): a callable K2(x, z) of arrays, a callable K2(x) of x alone
-    (a medium constant in z, evaluated once), an array on the grid, or a number."""
+    """Evaluate K² as (nz, nx): a callable K2(x, z) of arrays, an array on the grid, or —
+    for media constant in z — a callable K2(x) of x alone or a number, evaluated once and
+    returned as a read-only view of one row."""
     shape = (z.size, x.size)
-    if callable(K2) and z_independent(K2):
-        values = np.broadcast_to(np.asarray(K2(x), dtype=float), shape)
-    elif callable(K2):
+    if z_independent(K2):  # one row, shared by every plane (a read-only view)
+        row = K2(x) if callable(K2) else np.full(x.size, K2)
+        row = medium_on_grid(np.broadcast_to(row, (1, x.size)), x, z[:1], name)[0]
+        return np.broadcast_to(row, shape)
+    if callable(K2):
         X, Z = np.meshgrid(x, z)
         values = np.asarray(K2(X, Z))
         if values.shape != shape:
             values = np.broadcast_to(values, shape)
     else:
         values = np.asarray(K2)
-        if values.ndim == 0:
-            values = np.full(shape, float(values))
-        elif values.shape != shape:
+        if values.shape != shape:
             raise ValueError(
                 f"{name} array has shape {values.shape}; expected (len(z), len(x)) = {shape}, "
                 "or pass a callable K2(x, z)"
