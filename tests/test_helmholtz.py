@@ -31,12 +31,16 @@ def rel_l2(ds, x, z):
     return np.linalg.norm(ds["envelope"].values - ref) / np.linalg.norm(ref)
 
 
-@pytest.mark.parametrize(("accuracy", "ppws"), [(2, (16, 23, 32)), (4, (14, 20, 28))])
-def test_observed_order_matches_accuracy(accuracy, ppws):
+@pytest.mark.parametrize(
+    ("accuracy", "stencil", "ppws"),
+    [(2, "wide", (16, 23, 32)), (4, "wide", (14, 20, 28)), (4, "compact", (10, 14, 20, 28))],
+)
+def test_observed_order_matches_accuracy(accuracy, stencil, ppws):
     hs, errs = [], []
     for ppw in ppws:
         x, z = wf.grid_for(LAMBDA, (-4, 4), (0, 2), accuracy=accuracy, points_per_wavelength=ppw)
-        ds = wf.solve_helmholtz(K**2, x, z, np.exp(-(x**2)), accuracy=accuracy)
+        ds = wf.solve_helmholtz(K**2, x, z, np.exp(-(x**2)), accuracy=accuracy, stencil=stencil)
+        assert ds.attrs["stencil"] == stencil
         hs.append(x[1] - x[0])
         errs.append(rel_l2(ds, x, z))
     order = observed_order(hs, errs)
@@ -122,6 +126,10 @@ def test_bad_arguments_are_named():
         wf.solve_helmholtz(np.ones((2, 2)), x, z, np.exp(-(x**2)))
     with pytest.raises(ValueError, match="x must be uniformly spaced"):
         wf.solve_helmholtz(K**2, x**3, z, np.exp(-(x**2)))
+    with pytest.raises(ValueError, match="stencil must be 'auto' or one of"):
+        wf.solve_helmholtz(K**2, x, z, np.exp(-(x**2)), stencil="box")
+    with pytest.raises(ValueError, match="stencil='compact' is the fourth-order plain-form"):
+        wf.solve_helmholtz(K**2, x, z, np.exp(-(x**2)), accuracy=6, stencil="compact")
     with pytest.raises(ValueError, match=r"PML\.wavelengths must be a positive"):
         wf.PML(wavelengths=0)
     with pytest.raises(ValueError, match=r"K2 = .* <= 0 at the launch peak"):

@@ -77,3 +77,23 @@ def pml_stretch(
     sigma = sigma_max * (depth / L) ** m
     dsigma = sign * sigma_max * m * depth ** (m - 1) / L**m
     return 1 + 1j * sigma / k, 1j * dsigma / k
+
+
+def pml_stretch_half(
+    n_inner: int, n_layer: int, h: float, k: float, pml: PML, *, low: bool, high: bool
+) -> np.ndarray:
+    """Stretch factor s at the half nodes of the grid of :func:`pml_stretch` extended by its
+    two Dirichlet walls: positions −½, ½, …, n − ½ (n + 1 values), for conservative
+    (flux-form) operators."""
+    n = n_inner + n_layer * (int(low) + int(high))
+    L = n_layer * h
+    sigma_max = (pml.order + 1) * np.log(1 / pml.reflection) / (2 * L)
+    pos = np.arange(n + 1) - 0.5
+    start = n_layer if low else 0
+    stop = start + n_inner - 1
+    depth = np.zeros(n + 1)
+    if low:
+        depth = np.where(pos < start, (start - pos) * h, depth)
+    if high:
+        depth = np.where(pos > stop, (pos - stop) * h, depth)
+    return 1 + 1j * sigma_max * (np.minimum(depth, L) / L) ** pml.order / k

@@ -4,9 +4,10 @@ Run:  python tests/benchmarks/bench_wavefield.py [--n 1000] [--repeat 3] [--quic
           [--with-spsolve] [--only NAME ...]
 
 1. ``full_wave``: accuracy-4 solve with PML on an n×n grid (λ0/w0 = 0.5 Gaussian, 28 points
-   per λ0): wall time and peak memory per solver ("pardiso" when installed, "superlu"; and
-   plain ``spsolve`` with --with-spsolve), median of --repeat runs, each in a fresh
-   subprocess so its peak resident memory is its own.
+   per λ0): wall time and peak memory of the default (compact stencil, "pardiso" when
+   installed), median of --repeat runs, against SuperLU, the wide stencil, and plain
+   ``spsolve`` on the wide-stencil matrix (--with-spsolve), each in a fresh subprocess so
+   its peak resident memory is its own.
 2. ``equal_accuracy``: time to reach 1e-3 relative L2 error against the exact
    angular-spectrum Gaussian (λ0/w0 = 0.5, a 30λ × 30λ window): our envelope form and
    plain form (accuracy 4, default solver) against a ceviche-style baseline (2nd-order
@@ -41,7 +42,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 import wavefield as wf
 from wavefield.helmholtz import helmholtz_system
-n, which = int(sys.argv[1]), sys.argv[2]
+n, which, stencil = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 lam = 0.5; k = 2 * np.pi / lam
 x = np.linspace(-n / 56, n / 56, n); z = np.linspace(0, n / 28, n)  # 28 points per λ
 t = time.perf_counter()
@@ -52,17 +53,21 @@ if which == "spsolve":
     u = spla.spsolve(S.matrix, S.rhs(np.pad(np.exp(-x**2), nl)))
     extra = {"unknowns": S.matrix.shape[0]}
 else:
-    ds = wf.solve_helmholtz(k**2, x, z, np.exp(-x**2), solver=which)
-    extra = {k_: ds.attrs[k_] for k_ in ("time_assemble_s", "time_factor_s", "unknowns")}
+    ds = wf.solve_helmholtz(k**2, x, z, np.exp(-x**2), solver=which, stencil=stencil)
+    keys = ("time_assemble_s", "time_factor_s", "unknowns", "stencil", "solver")
+    extra = {k_: ds.attrs[k_] for k_ in keys}
 wall = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 print(json.dumps({"wall_s": wall, "peak_GiB": rss, **extra}))
 """
 
 
-def run_case(n: int, which: str) -> dict:
+def run_case(n: int, which: str, stencil: str = "auto") -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CASE, str(n), which], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CASE, str(n), which, stencil],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -81,13 +86,15 @@ def bench_full_wave(n: int, repeat: int, with_spsolve: bool) -> dict:
 
     out = {"n": n}
     fast = default_solver()
-    out[fast] = median_case(n, fast, repeat)
-    if fast != "superlu":
-        out["superlu"] = run_case(n, "superlu")
-        out["speedup_vs_superlu"] = out["superlu"]["wall_s"] / out[fast]["wall_s"]
+    ours = out["default"] = median_case(n, fast, repeat)  # compact stencil
+    others = {"superlu": ("superlu", "auto"), f"{fast} wide stencil": (fast, "wide")}
     if with_spsolve:
-        out["spsolve"] = run_case(n, "spsolve")
-        out["speedup_vs_spsolve"] = out["spsolve"]["wall_s"] / out[fast]["wall_s"]
+        others["spsolve wide stencil"] = ("spsolve", "wide")
+    for name, (solver, stencil) in others.items():
+        if name == "superlu" and fast == "superlu":
+            continue
+        out[name] = run_case(n, solver, stencil)
+        out[f"speedup_vs {name}"] = out[name]["wall_s"] / ours["wall_s"]
     return out
 
 
