@@ -84,10 +84,22 @@ def _parse_vary(items) -> dict[str, list]:
 
 
 class _CaseBar:
-    """A tqdm bar over cases, driven by progress(done, total) callbacks."""
+    """A tqdm bar over cases, driven by progress(done, total) callbacks. Also quiets
+    dask's scheduler, which logs every connection at INFO (``-v`` keeps it): its logging
+    is configured when it is imported, so the level is set after that."""
+
+    def __init__(self, verbose: bool = False):
+        self.verbose = verbose
 
     def __enter__(self):
         from tqdm import tqdm
+
+        if not self.verbose:
+            try:
+                import distributed  # noqa: F401 - configures its loggers on import
+            except ImportError:  # the sweep reports the missing extra itself
+                pass
+            logging.getLogger("distributed").setLevel(logging.WARNING)
 
         self.bar = tqdm(total=None, desc="cases", unit="case", file=sys.stderr, disable=None)
         return self
@@ -115,7 +127,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     vary = _parse_vary(args.vary)
     out = args.out or f"wavetraj-out/sweep-{pathlib.Path(args.scenario).stem}"
-    with _CaseBar() as progress:
+    with _CaseBar(args.verbose) as progress:
         s = sweep(args.scenario, vary, out_dir=out, scheduler=args.scheduler, progress=progress)
     _summary(s)
     if s.gathered:
@@ -136,7 +148,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
             )
     if args.profiles:
         kw["profiles"] = [p.strip() for p in args.profiles.split(",")]
-    with _CaseBar() as progress:
+    with _CaseBar(args.verbose) as progress:
         s = study(args.out, scheduler=args.scheduler, progress=progress, **kw)
     _summary(s)
     if s.page:
@@ -233,8 +245,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:  # dask's scheduler logs every connection at INFO
-        logging.getLogger("distributed").setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT

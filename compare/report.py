@@ -394,6 +394,8 @@ def study_page(ds, out_dir) -> pathlib.Path:
                 for fam in FAMILIES
             )
             done = _fmt(float(c["self_consistent_completed"]))
+            if "self_consistent_warnings" in c:
+                done += f" ({int(c['self_consistent_warnings'])} warnings)"
             check = _fmt(float(c["judge_check"])) if "judge_check" in c else "—"
             secs = _fmt(float(c["seconds"])) if "seconds" in c else "—"
             n = int(c["rays"]) if np.isfinite(c["rays"]) else "—"
@@ -424,7 +426,8 @@ are drawn at that floor (the integrators' tolerance). wavetraj {wavetraj.__versi
 <ul>{"".join(slopes)}</ul>
 <h2>Numbers</h2>
 <table><tr><th rowspan=2>profile</th><th rowspan=2>λ0/w0</th><th rowspan=2>rays</th>{heads}
-<th rowspan=2>self-consistent completed</th><th rowspan=2>judge check</th>
+<th rowspan=2>self-consistent completed (tracer warnings: unconverged kz
+fixed point, failed marches)</th><th rowspan=2>judge check</th>
 <th rowspan=2>seconds</th></tr>
 <tr>{"<th>median</th><th>worst</th>" * len(FAMILIES)}</tr>
 {"".join(rows)}</table>"""

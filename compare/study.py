@@ -26,6 +26,7 @@ angular spectrum's (``judge_check``): two independent exact solvers agreeing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -157,7 +158,7 @@ def measure(profile: str, wavelength: float) -> dict:
         "rays_compared": int(pick.size),
         "z_end_zR": sc.run.z_end,
     }
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _counted_warnings("raytrace") as counted:
         warnings.simplefilter("ignore", RuntimeWarning)
         families = {
             "self_consistent": lambda: rt.trace(dyn, x0, R0, z_out=planes).isel(ray=pick),
@@ -166,6 +167,7 @@ def measure(profile: str, wavelength: float) -> dict:
             "paraxial": lambda: streamlines(_paraxial(sc, field), x0[pick], z_out=planes),
         }
         for name, make in families.items():
+            counted.clear()
             t = time.perf_counter()
             try:
                 out.update(_family_metrics(name, make(), lines, heavy))
@@ -174,10 +176,32 @@ def measure(profile: str, wavelength: float) -> dict:
                 out.update({f"{name}_{s}": np.nan for s in ("median", "worst", "heavy")})
                 out[f"{name}_completed"] = 0.0
             out[f"{name}_seconds"] = time.perf_counter() - t
+            out[f"{name}_warnings"] = len(counted)
         if wavelength >= HELMHOLTZ_CHECK:
             out["judge_check"] = _judge_check(sc, lines.isel(ray=heavy), x0[pick][heavy], planes)
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+@contextlib.contextmanager
+def _counted_warnings(logger: str):
+    """Collect the warnings of ``logger`` (e.g. an unconverged kz fixed point) in a list
+    instead of printing them: a study case records how many there were."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    target = logging.getLogger(logger)
+    handler, propagate = Collect(logging.WARNING), target.propagate
+    target.addHandler(handler)
+    target.propagate = False
+    try:
+        yield records
+    finally:
+        target.removeHandler(handler)
+        target.propagate = propagate
 
 
 def _paraxial(sc, field: xr.Dataset) -> xr.Dataset:

@@ -131,6 +131,7 @@ def test_study_gathers_families_against_wavelength_and_resumes(tmp_path, client,
     assert (g["field_driven_median"] < FIELD_DRIVEN_MEDIAN).all()
     assert (g["geometric_median"] > 1.0).all()  # straight lines miss the spreading beam
     assert (g["self_consistent_completed"] == 1).all()
+    assert (g["self_consistent_warnings"] >= 0).all()  # counted, not printed
     page = s.page.read_text()
     assert page.count("data:image/png;base64,") == 2 and "paraxial expectation" in page
     # resume through the command line, on the running scheduler: nothing is recomputed
