@@ -331,6 +331,15 @@ def figure_study(ds, stat: str) -> str:
                 mew=2,
                 label="self-consistent rays did not reach z_end",
             )
+            ax.annotate(
+                "× self-consistent rays\n   did not run",
+                (lam[failed][0], 8.0),
+                xytext=(-110, -4),
+                textcoords="offset points",
+                color="C3",
+                fontsize=7,
+                va="top",
+            )
         par = sub[f"paraxial_{stat}"].values
         ref = np.flatnonzero(np.isfinite(par) & (par > 1e3 * STUDY_FLOOR))
         if ref.size:
