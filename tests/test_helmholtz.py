@@ -63,13 +63,18 @@ def test_observed_order_accuracy_6():
 
 
 def test_default_resolution_reaches_1e3():
-    assert DEFAULT_POINTS_PER_WAVELENGTH[4] == 28
-    x, z = wf.grid_for(LAMBDA, (-3.5, 3.5), (0, 5))  # 14 λ × 10 λ
+    assert DEFAULT_POINTS_PER_WAVELENGTH[4] == 28  # the wide stencil's
+    x, z = wf.grid_for(LAMBDA, (-3.5, 3.5), (0, 5), stencil="wide")
+    wide = wf.solve_helmholtz(K**2, x, z, np.exp(-(x**2)), stencil="wide")
+    assert rel_l2(wide, x, z) <= DEFAULT_ERROR_MAX
+    x, z = wf.grid_for(LAMBDA, (-3.5, 3.5), (0, 5))  # 14 λ × 10 λ, compact stencil
     ds = wf.solve_helmholtz(lambda x, z: K**2 + 0 * x, x, z, lambda x: np.exp(-(x**2)))
     err = rel_l2(ds, x, z)
     assert err <= DEFAULT_ERROR_MAX, err
     assert ds.attrs["method"] == "helmholtz-fd" and ds.attrs["k_ref"] == pytest.approx(K)
-    assert ds.attrs["points_per_wavelength"] >= 28
+    assert (
+        ds.attrs["points_per_wavelength"] == pytest.approx(24) and ds.attrs["stencil"] == "compact"
+    )
 
 
 def test_pml_reflection_is_below_1e4():
