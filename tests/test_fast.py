@@ -197,3 +197,39 @@ def test_compact_matrix_is_symmetric_exactly_when_the_medium_is_constant():
     assert not hh._is_symmetric(lens.system.matrix)
     wide = wf.HelmholtzSolver(K**2, x, z, stencil="wide", solver="superlu")
     assert not hh._is_symmetric(wide.system.matrix)
+
+
+def _compact_by_kron(K2_ext, hx, hz, k, nlx, nlz, pml):
+    """The compact operator written as the equation reads (Kronecker products): the
+    reference the direct nine-diagonal assembly must reproduce."""
+    from wavefield.pml import pml_stretch, pml_stretch_half
+
+    nzu, nxu = K2_ext.shape
+    sx, _ = pml_stretch(nxu - 2 * nlx, nlx, hx, k, pml, low=True, high=True)
+    sz, _ = pml_stretch(nzu - nlz, nlz, hz, k, pml, low=False, high=True)
+    SLx = hh.flux_second_derivative(
+        pml_stretch_half(nxu - 2 * nlx, nlx, hx, k, pml, low=True, high=True), hx
+    )[:, 1:-1]
+    SLz = hh.flux_second_derivative(
+        pml_stretch_half(nzu - nlz, nlz, hz, k, pml, low=False, high=True), hz
+    )[:, 1:-1]
+    X, Z = sp.kron(sp.diags(sz), SLx), sp.kron(SLz, sp.diags(sx))
+    K2 = sp.diags(K2_ext.ravel())
+    c = (hx**2 + hz**2) / 12
+    return (
+        X
+        + Z
+        + c * sp.kron(SLz, SLx)
+        + sp.diags((np.outer(sz, sx) * K2_ext).ravel())
+        + (hx**2 * X + hz**2 * Z) @ K2 / 12
+    )
+
+
+@pytest.mark.parametrize("varying", [False, True])
+def test_compact_assembly_is_the_kronecker_operator(varying):
+    rng = np.random.default_rng(3)
+    K2_ext = K**2 * (1 + (0.1 * rng.random((23, 31)) if varying else np.zeros((23, 31))))
+    pml = wf.PML()
+    direct = hh._compact_system(K2_ext, 0.03, 0.05, K, 5, 6, pml, K2_ext[0]).matrix
+    ref = _compact_by_kron(K2_ext, 0.03, 0.05, K, 5, 6, pml)
+    assert abs(direct - ref).max() <= 1e-12 * abs(ref).max()

@@ -102,6 +102,7 @@ class PardisoFactor:
         self._a = np.ascontiguousarray(M.data)
         self._ia = M.indptr.astype(np.int32)
         self._ja = M.indices.astype(np.int32)
+        del A, M  # only PARDISO's own copies stay during the factorisation (peak memory)
         self._pt = np.zeros(64, np.int64)
         self._iparm = np.zeros(64, np.int32)
         ip = self._iparm

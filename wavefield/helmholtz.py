@@ -133,7 +133,7 @@ def envelope_second_derivative(
 class HelmholtzSystem:
     """The assembled system A·u = b for one medium; ``rhs(u0)`` builds b for a launch row."""
 
-    matrix: sp.csc_matrix
+    matrix: sp.csr_matrix
     launch_column: np.ndarray  # coupling of each unknown z row to the launch row
     shape: tuple[int, int]  # unknowns as (nz_rows, nx_cols) including PML
     pml_cells: tuple[int, int]  # (cells in x per side, cells at z-max)
@@ -191,7 +191,7 @@ def helmholtz_system(
         + sp.kron(Lz, sp.identity(nxu, format="csr"), format="csr")
         + sp.diags(K2_ext.ravel())
     )
-    return HelmholtzSystem(A.tocsc(), launch_column, (nzu, nxu), (nlx, nlz))
+    return HelmholtzSystem(A.tocsr(), launch_column, (nzu, nxu), (nlx, nlz))
 
 
 def flux_second_derivative(s_half: np.ndarray, h: float) -> sp.csr_matrix:
@@ -206,41 +206,59 @@ def flux_second_derivative(s_half: np.ndarray, h: float) -> sp.csr_matrix:
     return sp.csr_matrix((vals, (rows, cols)), shape=(n, n + 2))
 
 
-def _times_K2(M: sp.spmatrix, K2_ext: np.ndarray) -> sp.spmatrix:
-    """M·diag(K²), a scalar product when K² is constant."""
-    if np.ptp(K2_ext) == 0:
-        return M * float(K2_ext.flat[0])
-    return M @ sp.diags(K2_ext.ravel())
+def _tridiagonal(s_half: np.ndarray, h: float) -> dict[int, np.ndarray]:
+    """The three diagonals of :func:`flux_second_derivative` on the unknowns, by offset;
+    couplings to the walls are left out (offset −1 at the first node, +1 at the last)."""
+    inv = 1 / s_half / h**2
+    lower, upper = inv[:-1].copy(), inv[1:].copy()
+    lower[0] = upper[-1] = 0
+    return {-1: lower, 0: -(inv[:-1] + inv[1:]), 1: upper}
 
 
 def _compact_system(K2_ext, hx, hz, k_ref, nlx, nlz, pml, K2_launch) -> HelmholtzSystem:
     """The fourth-order compact (3×3) operator; see :func:`helmholtz_system`. Each row is
     multiplied by s_z s_x (flux-form PML), which makes the matrix complex symmetric when
-    K² is constant, so PARDISO can use its symmetric factorisation."""
+    K² is constant, so PARDISO can use its symmetric factorisation.
+
+    With S·L the flux-form operators (tridiagonal) the matrix is
+    Sz⊗SLx·(1 + hx²K²/12) + SLz⊗Sx·(1 + hz²K²/12) + c SLz⊗SLx + Sz⊗Sx·K² (K² acting on
+    the column's node, c = (hx² + hz²)/12), assembled directly as its nine diagonals:
+    the same matrix as the Kronecker products (tests), 1.4 s faster at 1M unknowns."""
     nzu, nxu = K2_ext.shape
     sx, _ = pml_stretch(nxu - 2 * nlx, nlx, hx, k_ref, pml, low=True, high=True)
     sz, _ = pml_stretch(nzu - nlz, nlz, hz, k_ref, pml, low=False, high=True)
-    SLx = flux_second_derivative(
-        pml_stretch_half(nxu - 2 * nlx, nlx, hx, k_ref, pml, low=True, high=True), hx
-    )[:, 1:-1]
-    SLz_full = flux_second_derivative(
-        pml_stretch_half(nzu - nlz, nlz, hz, k_ref, pml, low=False, high=True), hz
-    )
-    launch_column = SLz_full[:, 0].toarray().ravel()
-    SLz = SLz_full[:, 1:-1]
-    Sx, Sz = sp.diags(sx), sp.diags(sz)
+    sx_half = pml_stretch_half(nxu - 2 * nlx, nlx, hx, k_ref, pml, low=True, high=True)
+    sz_half = pml_stretch_half(nzu - nlz, nlz, hz, k_ref, pml, low=False, high=True)
+    lx, lz = _tridiagonal(sx_half, hx), _tridiagonal(sz_half, hz)
     c = (hx**2 + hz**2) / 12
-    X, Z = sp.kron(Sz, SLx, format="csr"), sp.kron(SLz, Sx, format="csr")  # S·(I⊗Lx), S·(Lz⊗I)
-    A = (
-        X
-        + Z
-        + c * sp.kron(SLz, SLx, format="csr")
-        + sp.diags((np.outer(sz, sx) * K2_ext).ravel())
-        + _times_K2(hx**2 * X + hz**2 * Z, K2_ext) / 12
-    )
+    K2p = np.pad(K2_ext, 1, mode="edge")  # K² at a neighbour, (iz + dz, ix + dx)
+    n = nzu * nxu
+    vals = np.zeros((9, nzu, nxu), complex)  # one plane per (dz, dx), columns in order
+    valid = np.zeros((9, nzu, nxu), bool)
+    offsets = []
+    for k, (dz, dx) in enumerate((dz, dx) for dz in (-1, 0, 1) for dx in (-1, 0, 1)):
+        K2n = K2p[1 + dz : 1 + dz + nzu, 1 + dx : 1 + dx + nxu]
+        v = c * np.outer(lz[dz], lx[dx])
+        if dz == 0:
+            v += np.outer(sz, lx[dx]) * (1 + hx**2 / 12 * K2n)
+        if dx == 0:
+            v += np.outer(lz[dz], sx) * (1 + hz**2 / 12 * K2n)
+        if dz == dx == 0:
+            v += np.outer(sz, sx) * K2_ext
+        vals[k] = v
+        valid[k, max(0, -dz) : nzu - max(0, dz), max(0, -dx) : nxu - max(0, dx)] = True
+        offsets.append(dz * nxu + dx)
+    # CSR straight from the planes: row r holds its valid (dz, dx) entries in column order
+    keep = valid.reshape(9, n).T
+    cols = (np.arange(n)[:, None] + np.array(offsets)[None, :])[keep]
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    A = sp.csr_matrix((vals.reshape(9, n).T[keep], cols, indptr), shape=(n, n))
     # the launch row enters through Lz's wall column: s_z·Lz[:, 0] ⊗ s_x·(I + c Lx + hz²K²/12)
-    launch = Sx + c * SLx + sp.diags(sx * hz**2 / 12 * np.asarray(K2_launch))
-    return HelmholtzSystem(A.tocsc(), launch_column, (nzu, nxu), (nlx, nlz), launch.tocsr())
+    launch_column = np.zeros(nzu, complex)
+    launch_column[0] = 1 / sz_half[0] / hz**2
+    SLx = flux_second_derivative(sx_half, hx)[:, 1:-1]
+    launch = sp.diags(sx) + c * SLx + sp.diags(sx * hz**2 / 12 * np.asarray(K2_launch))
+    return HelmholtzSystem(A, launch_column, (nzu, nxu), (nlx, nlz), launch.tocsr())
 
 
 #: A factorisation whose solution leaves a relative residual ‖Au − b‖/‖b‖ above this is
@@ -248,7 +266,7 @@ def _compact_system(K2_ext, hx, hz, k_ref, nlx, nlz, pml, K2_launch) -> Helmholt
 RESIDUAL_TOL = 1e-8
 
 
-def _superlu(A: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
+def _superlu(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
     """SuperLU with a symmetric minimum-degree ordering and diagonal pivots.
 
     Measured on the accuracy-4 operator with PML (134k unknowns): 7.1 s and 43M factor
@@ -256,6 +274,7 @@ def _superlu(A: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
     threshold of 0.1. Diagonal pivoting is not guaranteed stable for an indefinite matrix,
     so every solve checks its residual and falls back to COLAMD with partial pivoting.
     """
+    A = sp.csc_matrix(A)  # SuperLU factorises columns
     lu = spla.splu(
         A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}, diag_pivot_thresh=0.0
     )
@@ -275,11 +294,11 @@ def _superlu(A: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
     return solve
 
 
-def _spsolve(A: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
+def _spsolve(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
     return lambda b: np.reshape(spla.spsolve(A, b), b.shape)  # it squeezes (n, 1) to (n,)
 
 
-def _pardiso(A: sp.csc_matrix) -> Callable[[np.ndarray], np.ndarray]:
+def _pardiso(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
     """MKL PARDISO (the ``[fast]`` extra): nested-dissection ordering, parallel
     factorisation; the complex-symmetric type when the matrix is symmetric (the compact
     stencil in a medium of constant K²), else the unsymmetric type (the wide stencil's PML
@@ -326,7 +345,7 @@ def _residual(A: sp.spmatrix, u: np.ndarray, b: np.ndarray) -> float:
 
 #: Factorisations by name; each returns a function solving A x = b for that A (b may have
 #: several columns: one factorisation, many right-hand sides).
-SOLVERS: dict[str, Callable[[sp.csc_matrix], Callable[[np.ndarray], np.ndarray]]] = {
+SOLVERS: dict[str, Callable[[sp.spmatrix], Callable[[np.ndarray], np.ndarray]]] = {
     "pardiso": _pardiso,
     "superlu": _superlu,
     "spsolve": _spsolve,
