@@ -115,7 +115,7 @@ class _CaseBar:
 
 def _summary(s) -> None:
     sys.stdout.write(
-        f"{s.total} cases: {s.total - s.failed} passed, {s.failed} failed, {s.skipped} "
+        f"{s.total} cases: {s.passed} passed, {s.failed} failed, {s.skipped} "
         f"skipped (already complete), {s.computed} computed\n"
     )
     for name, err in s.errors.items():

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from compare.sweep import read_case, run_tasks, write_record
+from compare.sweep import SweepSummary, collect, grid_dataset, is_complete, run_tasks, write_record
 from wavetraj.storage import write_atomic
 
 log = logging.getLogger(__name__)
@@ -79,19 +79,16 @@ FAMILIES = {
     "paraxial": "paraxial expectation (paraxial streamlines)",
 }
 STUDY_KIND = "wavetraj-study"
+#: A study case record is complete when it holds this variable.
+REQUIRED = "self_consistent_median"
 
 
 @dataclasses.dataclass(frozen=True)
-class StudySummary:
-    out_dir: pathlib.Path
-    total: int
-    computed: int
-    skipped: int
-    failed: int
-    errors: dict[str, str]
-    dataset: pathlib.Path | None
-    page: pathlib.Path | None
-    seconds: float
+class StudySummary(SweepSummary):
+    """A sweep's summary (``gathered`` is ``study.nc``), the page, and the wall time."""
+
+    page: pathlib.Path | None = None
+    seconds: float = 0.0
 
 
 def study_rays(profile: str, wavelength: float) -> int:
@@ -257,25 +254,21 @@ def study(
         )
     wavelengths = sorted(float(w) for w in wavelengths)
     out = pathlib.Path(out_dir)
-    names = {(p, w): case_name(p, w) for p in profiles for w in wavelengths}
-    paths = {k: out / "cases" / f"{n}.nc" for k, n in names.items()}
-    done = {k for k, p in paths.items() if _complete(p)}
+    grid = {(i, j): (p, w) for i, p in enumerate(profiles) for j, w in enumerate(wavelengths)}
+    names = {idx: case_name(*case) for idx, case in grid.items()}
+    paths = {idx: out / "cases" / f"{names[idx]}.nc" for idx in grid}
+    done = {idx for idx in grid if is_complete(paths[idx], REQUIRED)}
     tasks = [
-        (f"wavetraj-study-{names[k]}", study_case, (k[0], k[1], str(paths[k])))
-        for k in paths
-        if k not in done
+        (f"wavetraj-study-{names[idx]}", study_case, (*grid[idx], str(paths[idx])))
+        for idx in grid
+        if idx not in done
     ]
-    run_tasks(tasks, scheduler=scheduler, progress=progress, already=len(done), total=len(paths))
-    errors = {}
-    for k, p in paths.items():
-        r = read_case(p, required="self_consistent_median")
-        if r is None:
-            errors[names[k]] = "no valid result file after the run"
-        elif r.attrs["outcome"] == "error":
-            errors[names[k]] = r.attrs["error"]
+    run_tasks(tasks, scheduler=scheduler, progress=progress, already=len(done), total=len(grid))
+    records, failed = collect(paths, REQUIRED)
+    errors = {names[idx]: err for idx, err in failed.items()}
     ds_path = page = None
-    if len(errors) < len(paths):
-        ds = gather(out, profiles, wavelengths)
+    if records:
+        ds = gather(records, profiles, wavelengths)
         ds_path = out / "study.nc"
         write_atomic(ds, ds_path)
         from compare.report import study_page
@@ -283,7 +276,7 @@ def study(
         page = study_page(ds, out)
     return StudySummary(
         out,
-        len(paths),
+        len(grid),
         len(tasks),
         len(done),
         len(errors),
@@ -294,48 +287,22 @@ def study(
     )
 
 
-def _complete(path: pathlib.Path) -> bool:
-    r = read_case(path, required="self_consistent_median")
-    return r is not None and r.attrs["outcome"] == "ok"
-
-
-def gather(out_dir, profiles: Sequence[str], wavelengths: Sequence[float]) -> xr.Dataset:
-    """The case records as one Dataset with dimensions (profile, wavelength)."""
-    out = pathlib.Path(out_dir)
-    records = {}
-    for i, p in enumerate(profiles):
-        for j, w in enumerate(wavelengths):
-            r = read_case(
-                out / "cases" / f"{case_name(p, w)}.nc", required="self_consistent_median"
-            )
-            if r is not None and r.attrs["outcome"] == "ok":
-                records[i, j] = r
-    names = sorted({v for r in records.values() for v in r.data_vars} - {"wavelength"})
-    shape = (len(profiles), len(wavelengths))
-    data = {}
-    for name in names:
-        arr = np.full(shape, np.nan)
-        for idx, r in records.items():
-            if name in r:
-                arr[idx] = float(r[name].values)
-        data[name] = (("profile", "wavelength"), arr)
-    ok = np.zeros(shape, bool)
-    for idx in records:
-        ok[idx] = True
-    data["case_ok"] = (("profile", "wavelength"), ok)
-    return xr.Dataset(
-        data,
-        coords={
-            "profile": ("profile", list(profiles)),
-            "wavelength": ("wavelength", np.asarray(wavelengths, float), {"long_name": "λ0/w0"}),
-        },
-        attrs={
-            "kind": STUDY_KIND,
-            "families": json.dumps(FAMILIES),
-            "core_amplitude": float(CORE_AMPLITUDE),
-            "judge": "angular spectrum (exact in free space)",
-        },
-    )
+def gather(records, profiles: Sequence[str], wavelengths: Sequence[float]) -> xr.Dataset:
+    """The "ok" case records, keyed by (profile, wavelength) index, as one Dataset with
+    dimensions (profile, wavelength)."""
+    coords = {
+        "profile": np.asarray(list(profiles)),
+        "wavelength": np.asarray(wavelengths, float),
+    }
+    attrs = {
+        "kind": STUDY_KIND,
+        "families": json.dumps(FAMILIES),
+        "core_amplitude": float(CORE_AMPLITUDE),
+        "judge": "angular spectrum (exact in free space)",
+    }
+    ds = grid_dataset(records, ("profile", "wavelength"), coords, attrs, drop=("wavelength",))
+    ds["wavelength"].attrs["long_name"] = "λ0/w0"
+    return ds
 
 
 def slope(wavelength: np.ndarray, distance: np.ndarray, floor: float) -> float:

@@ -28,6 +28,7 @@ import os
 import pathlib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 import xarray as xr
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 #: dask retries per case: a killed worker costs one retry.
 RETRIES = 3
 CASE_KIND = "wavetraj-sweep-case"
+K = TypeVar("K")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +121,54 @@ def read_case(path: pathlib.Path, required: str = "max_distance_w0") -> xr.Datas
     if ds.attrs["outcome"] == "ok" and required not in ds:
         return None
     return ds
+
+
+def is_complete(path: pathlib.Path, required: str = "max_distance_w0") -> bool:
+    """True if ``path`` holds a complete "ok" record: a resumed run skips it."""
+    r = read_case(path, required)
+    return r is not None and r.attrs["outcome"] == "ok"
+
+
+def collect(
+    paths: Mapping[K, pathlib.Path], required: str = "max_distance_w0"
+) -> tuple[dict[K, xr.Dataset], dict[K, str]]:
+    """Read every case once after a run: the "ok" records and the errors, by key."""
+    records, errors = {}, {}
+    for key, path in paths.items():
+        r = read_case(path, required)
+        if r is None:
+            errors[key] = "no valid result file after the run"
+        elif r.attrs["outcome"] == "error":
+            errors[key] = r.attrs["error"]
+        else:
+            records[key] = r
+    return records, errors
+
+
+def grid_dataset(
+    records: Mapping[tuple[int, ...], xr.Dataset],
+    dims: Sequence[str],
+    coords: Mapping[str, np.ndarray],
+    attrs: Mapping[str, object],
+    drop: Sequence[str] = (),
+) -> xr.Dataset:
+    """The "ok" records (keyed by their index on the grid of ``coords``) as one Dataset
+    with ``dims``: each scalar a variable on the grid, NaN and ``case_ok = False`` where a
+    case failed."""
+    shape = tuple(len(coords[d]) for d in dims)
+    names = sorted({v for r in records.values() for v in r.data_vars} - set(drop))
+    data = {}
+    for name in names:
+        arr = np.full(shape, np.nan)
+        for idx, r in records.items():
+            if name in r:
+                arr[idx] = float(r[name].values)
+        data[name] = (dims, arr)
+    ok = np.zeros(shape, bool)
+    for idx in records:
+        ok[idx] = True
+    data["case_ok"] = (dims, ok)
+    return xr.Dataset(data, coords={d: (d, coords[d]) for d in dims}, attrs=dict(attrs))
 
 
 def _distributed():
@@ -206,73 +256,37 @@ def sweep(
     from compare.scenarios import get
 
     out = pathlib.Path(out_dir)
-    todo = cases(vary)
-    for ov in todo:  # validate every case before any work: bad values fail fast
+    for ov in cases(vary):  # validate every case before any work: bad values fail fast
         get(scenario, {k: json.dumps(v) for k, v in ov.items()})
-    paths = {case_name(ov): out / "cases" / f"{case_name(ov)}.nc" for ov in todo}
-    skipped = [
-        n
-        for n, p in paths.items()
-        if (r := read_case(p)) is not None and r.attrs["outcome"] == "ok"
-    ]
-    pending = [ov for ov in todo if case_name(ov) not in skipped]
+    keys = list(vary)
+    grid = list(itertools.product(*(range(len(vary[k])) for k in keys)))
+    overrides = {idx: {k: vary[k][i] for k, i in zip(keys, idx, strict=True)} for idx in grid}
+    names = {idx: case_name(ov) for idx, ov in overrides.items()}
+    paths = {idx: out / "cases" / f"{names[idx]}.nc" for idx in grid}
+    skipped = [idx for idx in grid if is_complete(paths[idx])]
+    pending = [idx for idx in grid if idx not in skipped]
     run_tasks(
         [
-            (f"wavetraj-case-{case_name(ov)}", run_case, (scenario, ov, str(paths[case_name(ov)])))
-            for ov in pending
+            (f"wavetraj-case-{names[i]}", run_case, (scenario, overrides[i], str(paths[i])))
+            for i in pending
         ],
         scheduler=scheduler,
         progress=progress,
         already=len(skipped),
-        total=len(todo),
+        total=len(grid),
     )
-    errors = {}
-    for name, p in paths.items():
-        r = read_case(p)
-        if r is None:
-            errors[name] = "no valid result file after the run"
-        elif r.attrs["outcome"] == "error":
-            errors[name] = r.attrs["error"]
-    gathered = gather(out, scenario, vary) if len(errors) < len(todo) else None
-    return SweepSummary(out, len(todo), len(pending), len(skipped), len(errors), errors, gathered)
-
-
-def gather(out_dir, scenario: str, vary: Mapping[str, Sequence]) -> pathlib.Path:
-    """Combine the "ok" case files into one Dataset with the varied keys as dimensions."""
-    out = pathlib.Path(out_dir)
-    keys = list(vary)
-    shape = tuple(len(vary[k]) for k in keys)
-    records = {}
-    names: set[str] = set()
-    for idx in itertools.product(*(range(n) for n in shape)):
-        ov = {k: vary[k][i] for k, i in zip(keys, idx, strict=True)}
-        r = read_case(out / "cases" / f"{case_name(ov)}.nc")
-        if r is not None and r.attrs["outcome"] == "ok":
-            records[idx] = r
-            names |= set(r.data_vars)
-    data = {}
-    for name in sorted(names):
-        arr = np.full(shape, np.nan)
-        for idx, r in records.items():
-            if name in r:
-                arr[idx] = float(r[name].values)
-        data[name] = (keys, arr)
-    coords = {k: (k, _coord_values(vary[k])) for k in keys}
-    ok = np.zeros(shape, bool)
-    for idx in records:
-        ok[idx] = True
-    data["case_ok"] = (keys, ok)
-    ds = xr.Dataset(
-        data,
-        coords=coords,
-        attrs={
+    records, failed = collect(paths)
+    errors = {names[idx]: err for idx, err in failed.items()}
+    gathered = None
+    if records:
+        gathered = out / "sweep.nc"
+        coords = {k: _coord_values(vary[k]) for k in keys}
+        attrs = {
             "scenario": scenario,
             "vary": json.dumps({k: list(map(str, v)) for k, v in vary.items()}),
-        },
-    )
-    path = out / "sweep.nc"
-    write_atomic(ds, path)
-    return path
+        }
+        write_atomic(grid_dataset(records, keys, coords, attrs), gathered)
+    return SweepSummary(out, len(grid), len(pending), len(skipped), len(errors), errors, gathered)
 
 
 def _coord_values(values: Sequence) -> np.ndarray:

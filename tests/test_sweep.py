@@ -120,7 +120,7 @@ def test_study_gathers_families_against_wavelength_and_resumes(tmp_path, client,
 
     s = study(tmp_path, wavelengths=[0.3, 1e-2], profiles=["gaussian"], scheduler=client)
     assert (s.total, s.computed, s.failed) == (2, 2, 0), s.errors
-    ds = xr.load_dataset(s.dataset, engine="h5netcdf")
+    ds = xr.load_dataset(s.gathered, engine="h5netcdf")
     assert ds["self_consistent_median"].dims == ("profile", "wavelength")
     assert ds["wavelength"].values.tolist() == [1e-2, 0.3]  # sorted
     assert ds["profile"].values.tolist() == ["gaussian"]
