@@ -278,20 +278,29 @@ def _superlu(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
     lu = spla.splu(
         A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}, diag_pivot_thresh=0.0
     )
+    return _checked(
+        A, lu.solve, lambda: spla.splu(A, permc_spec="COLAMD").solve, "diagonal-pivot LU", "COLAMD"
+    )
+
+
+def _checked(A, solve, safer: Callable[[], Callable], what: str, instead: str) -> Callable:
+    """``solve``, with every solution's residual checked: above RESIDUAL_TOL the matrix is
+    refactorised once by ``safer()`` (a factorisation with pivoting or matching), which
+    then serves every later right-hand side."""
     fallback = None
 
-    def solve(b: np.ndarray) -> np.ndarray:
+    def checked(b: np.ndarray) -> np.ndarray:
         nonlocal fallback
         if fallback is None:
-            u = lu.solve(b)
+            u = solve(b)
             residual = _residual(A, u, b)
             if residual <= RESIDUAL_TOL:
                 return u
-            log.warning("diagonal-pivot LU residual %.2g; refactorising with COLAMD", residual)
-            fallback = spla.splu(A, permc_spec="COLAMD")
-        return fallback.solve(b)
+            log.warning("%s residual %.2g; refactorising with %s", what, residual, instead)
+            fallback = safer()
+        return fallback(b)
 
-    return solve
+    return checked
 
 
 def _spsolve(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
@@ -308,31 +317,14 @@ def _pardiso(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
     (unsymmetric type) if it is large."""
     from wavefield import _pardiso
 
-    symmetric = _is_symmetric(A)
-    factor = _pardiso.PardisoFactor(A, symmetric=symmetric, matching=False)
-    fallback = None
-
-    def solve(b: np.ndarray) -> np.ndarray:
-        nonlocal fallback
-        if fallback is None:
-            u = factor.solve(b)
-            if _residual(A, u, b) <= RESIDUAL_TOL:
-                return u
-            log.warning("PARDISO without matching left a large residual; refactorising with it")
-            fallback = _pardiso.PardisoFactor(A, symmetric=False, matching=True)
-        return fallback.solve(b)
-
-    return solve
-
-
-#: A matrix is treated as complex symmetric when |A − Aᵀ| ≤ this × max |A| (the compact
-#: stencil's flux-form rows in a medium of constant K² are symmetric to round-off).
-SYMMETRY_TOL = 1e-13
-
-
-def _is_symmetric(A: sp.spmatrix) -> bool:
-    d = abs(A - A.T)
-    return d.nnz == 0 or d.max() <= SYMMETRY_TOL * abs(A).max()
+    factor = _pardiso.PardisoFactor(A, matching=False)  # symmetric type when A is
+    return _checked(
+        A,
+        factor.solve,
+        lambda: _pardiso.PardisoFactor(A, symmetric=False, matching=True).solve,
+        "PARDISO without matching",
+        "weighted matching",
+    )
 
 
 def _residual(A: sp.spmatrix, u: np.ndarray, b: np.ndarray) -> float:
@@ -545,24 +537,21 @@ class HelmholtzSolver:
                     "launch amplitude at the x edges is %.3g of the peak: widen the grid", edge
                 )
         shift = np.exp(-1j * self.k_ref * z[0]) if self.envelope_form else 1.0
+        known = [u0 * shift for u0 in rows0]  # the launch rows in the unknowns' variable
         t = time.perf_counter()
-        b = np.stack([self.system.rhs(np.pad(u0 * shift, nlx)) for u0 in rows0], axis=1)
+        b = np.stack([self.system.rhs(np.pad(row, nlx)) for row in known], axis=1)
         solved = self._solve(b)
         t_solve = (time.perf_counter() - t) / len(rows0)
         return [
-            self._dataset(u0, solved[:, i].reshape(self.system.shape), t_solve)
-            for i, u0 in enumerate(rows0)
+            self._dataset(u0, row, solved[:, i].reshape(self.system.shape), t_solve)
+            for i, (u0, row) in enumerate(zip(rows0, known, strict=True))
         ]
 
-    def _dataset(self, u0: np.ndarray, unknown: np.ndarray, t_solve: float) -> xr.Dataset:
+    def _dataset(self, u0, launch, unknown: np.ndarray, t_solve: float) -> xr.Dataset:
+        """The field Dataset of launch ``u0`` (``launch`` in the unknowns' variable)."""
         x, z, k_ref, nlx = self.x, self.z, self.k_ref, self.nlx
-        if self.envelope_form:
-            launch = u0 * np.exp(-1j * k_ref * z[0])
-            rows = np.vstack([launch[None, :], unknown[: z.size - 1, nlx : nlx + x.size]])
-            envelope = rows
-        else:
-            rows = np.vstack([u0[None, :], unknown[: z.size - 1, nlx : nlx + x.size]])
-            envelope = rows * np.exp(-1j * k_ref * z)[:, None]
+        rows = np.vstack([launch[None, :], unknown[: z.size - 1, nlx : nlx + x.size]])
+        envelope = rows if self.envelope_form else rows * np.exp(-1j * k_ref * z)[:, None]
         forbidden = self.K2 < 0
         attrs = {
             "accuracy": self.accuracy,
