@@ -134,7 +134,7 @@ def grazing_pad(u0, wavelength: float, z_end: float, h: float) -> float:
     return float(min(z_end * np.tan(theta), MAX_PAD))
 
 
-def _angular_judge(sc: Scenario, K0: float, W: float, z_end: float) -> xr.Dataset:
+def _angular_judge(sc: Scenario, K0: float, W: float, z: np.ndarray, u0) -> xr.Dataset:
     """The exact free-space field on ±W, computed on a window wider by :func:`grazing_pad`
     on each side and cropped: the angular spectrum is periodic, and at λ0/w0 ~ 1 light
     leaving at grazing angles would come back round. Measured for the bell at λ0/w0 = 1:
@@ -142,10 +142,8 @@ def _angular_judge(sc: Scenario, K0: float, W: float, z_end: float) -> xr.Datase
     (6e-4 at ±40, 1.6e-4 at ±80; 1.7e-4 from a ±200 one with this padding)."""
     nx = sc.run.nx
     h = 2 * W / nx
-    u0 = launch_profile(sc)
-    pad = int(np.ceil(grazing_pad(u0, sc.launch.wavelength, z_end, h) / h))
+    pad = int(np.ceil(grazing_pad(u0, sc.launch.wavelength, z[-1], h) / h))
     x = -W + h * np.arange(-pad, nx + pad)
-    z = np.linspace(0, z_end, field_planes(sc))
     full = wf.angular_spectrum(K0, x, z, u0(x))
     cropped = full.isel(x=slice(pad, pad + nx))
     cropped.attrs["padded_window"] = float(pad * h + W)
@@ -160,10 +158,10 @@ def judge_field(sc: Scenario) -> xr.Dataset:
     if sc.run.judge == "helmholtz":
         x, z = wf.grid_for(sc.launch.wavelength, (-W, W), (0, z_end))
         return wf.solve_helmholtz(K2, x, z, u0(x))
-    x = np.linspace(-W, W, sc.run.nx, endpoint=False)
     z = np.linspace(0, z_end, field_planes(sc))
     if sc.run.judge == "angular":
-        return _angular_judge(sc, K0, W, z_end)
+        return _angular_judge(sc, K0, W, z, u0)
+    x = np.linspace(-W, W, sc.run.nx, endpoint=False)
     return wf.propagate_paraxial(K2, x, z, u0(x), k_ref=K0, dz=PARAXIAL_DZ * sc.rayleigh_length)
 
 
