@@ -48,8 +48,11 @@ def _run_and_report(names_or_files, out: str, overrides=None) -> int:
         verdict = "PASS" if m["passed"] else "FAIL"
         sys.stdout.write(
             f"{verdict}  {m['scenario']:<14} max distance {m['max_distance_w0']:.3g} w0 "
-            f"(tolerance {m['tolerance_w0']:.3g}), rays ok {m['rays_ok']}/{m['rays']}\n"
+            f"(tolerance {m['tolerance_w0']:.3g}), rays ok {m['rays_ok']}/{m['rays']}, "
+            f"compared over {m['judged_fraction']:.0%} of the run\n"
         )
+        if not m["passed"]:
+            sys.stdout.write(f"      why: {m['verdict']}\n")
     sys.stdout.write(f"report: {path}\n")
     return EXIT_OK if all(r.metrics["passed"] for r in results) else EXIT_FAILED_CHECKS
 

@@ -220,18 +220,74 @@ def run_scenario(sc: Scenario) -> Result:
         "time_rays_s": t_rays,
         "time_streamlines_s": t_lines,
     }
-    metrics["passed"] = bool(
-        np.isfinite(metrics["max_distance_w0"])
-        and metrics["max_distance_w0"] <= sc.tolerance.max_distance
-    )
+    metrics.update(verdict(sc, rays, lines, agree, planes))
     metrics.update(_specific_checks(sc, rays, geometric))
     log.info(
-        "%s: max distance %.3g w0 (tolerance %.3g)",
+        "%s: max distance %.3g w0 (tolerance %.3g): %s",
         sc.name,
         metrics["max_distance_w0"],
         sc.tolerance.max_distance,
+        metrics["verdict"],
     )
     return Result(sc, field, rays, lines, agree, geometric, metrics)
+
+
+def status_counts(status) -> str:
+    """"ok: 30, node: 2": how many rays ended with each status, most common first."""
+    names, counts = np.unique(np.asarray(status).astype(str), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return ", ".join(f"{names[i]}: {int(counts[i])}" for i in order)
+
+
+def verdict(sc: Scenario, rays: xr.Dataset, lines: xr.Dataset, agree: xr.Dataset, planes) -> dict:
+    """PASS only when the rays completed, the streamlines were compared with them over
+    enough of the run, and the distance is within tolerance; otherwise FAIL, with why.
+
+    ``completed_fraction``: share of the rays that reached z_end ("ok"); required
+    ``tolerance.completed``. ``judged_fraction``: the compared length (z0..z_end) over
+    which each compared ray and its streamline both exist, averaged over the compared
+    rays; required ``tolerance.judged``. A ray that stopped at the launch line would
+    otherwise be "0 w0 from its streamline" — a PASS on nothing."""
+    tol = sc.tolerance
+    status = rays["status"].values.astype(str)
+    completed = float(np.mean(status == "ok"))
+    span = float(planes[-1] - planes[0])
+    with np.errstate(invalid="ignore"):
+        length = np.nan_to_num((agree["z_common"].values - planes[0]) / span, nan=0.0)
+    judged = float(np.mean(np.clip(length, 0.0, 1.0))) if length.size else 0.0
+    distance = agree.attrs["max_distance"]
+    reasons = []
+    if completed < tol.completed:
+        reasons.append(
+            f"{int((status != 'ok').sum())} of {status.size} rays stopped before z_end "
+            f"({status_counts(status[status != 'ok'])}); {tol.completed:.0%} must complete"
+        )
+    if judged < tol.judged:
+        reasons.append(
+            f"rays and streamlines were compared over {judged:.0%} of the run "
+            f"(streamlines: {status_counts(lines['status'].values)}); {tol.judged:.0%} required"
+        )
+    if not np.isfinite(distance):
+        reasons.append("no ray could be compared with its streamline")
+    elif distance > tol.max_distance:
+        reasons.append(
+            f"max distance {distance:.3g} w0 exceeds the tolerance {tol.max_distance:.3g} w0"
+        )
+    return {
+        "completed_fraction": completed,
+        "completed_required": tol.completed,
+        "ray_status": status_counts(status),
+        "lines_ok": int((lines["status"].values.astype(str) == "ok").sum()),
+        "line_status": status_counts(lines["status"].values),
+        "judged_fraction": judged,
+        "judged_required": tol.judged,
+        "passed": not reasons,
+        "verdict": "; ".join(reasons) if reasons else "all checks met",
+    }
+
+
+def _reached_end(rays: xr.Dataset, idx) -> bool:
+    return bool(np.all(rays["status"].values[np.atleast_1d(idx)].astype(str) == "ok"))
 
 
 def heavy_indices(sc: Scenario, rays: xr.Dataset) -> list[int]:
@@ -248,7 +304,11 @@ def _specific_checks(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
         idx = heavy_indices(sc, rays)
         x0 = rays["x0"].values[idx, None]
         eq11 = x0 * np.sqrt(1 + (z[idx] / zR) ** 2)
-        out["eq11_heavy_error_w0"] = float(np.nanmax(np.abs(rays["x"].values[idx] - eq11)))
+        out["eq11_heavy_error_w0"] = (
+            float(np.max(np.abs(rays["x"].values[idx] - eq11)))
+            if _reached_end(rays, idx)
+            else float("nan")  # a stopped heavy ray checks nothing
+        )
     if sc.medium.kind == "grin" and sc.launch.profile == "gaussian":
         a, K0 = sc.medium.a, 2 * np.pi / sc.launch.wavelength
         zf = np.pi * a / 2
@@ -267,7 +327,7 @@ def _specific_checks(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
         one = int(np.argmin(np.abs(rays["x0"].values - 1.0)))
         out["focus_z_geometric_w0"] = float(z[0, int(np.nanargmin(xg[one]))])
         out["waist_geometric_w0"] = float(np.nanmin(xg[one]))
-        out["waist_rays_w0"] = float(np.nanmin(xr_[one]))
+        out["waist_rays_w0"] = float(np.min(xr_[one])) if _reached_end(rays, one) else np.nan
     if sc.dynamics.kind == "klein-gordon":
         c = int(np.argmin(np.abs(rays["x0"].values)))
         K0 = 2 * np.pi / sc.launch.wavelength

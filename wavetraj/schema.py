@@ -381,6 +381,17 @@ def validate_field(ds: xr.Dataset) -> xr.Dataset:
     problems = _check_common(ds, "field")
     _check_var(ds, "envelope", FIELD_DIMS, "c", problems)
     _check_var(ds, "K2", FIELD_DIMS, "f", problems)
+    for name in ("envelope", "K2"):
+        if name in ds.variables and ds[name].dtype.kind in "fc":
+            values = ds[name].values
+            bad = ~np.isfinite(values)
+            if bad.any() and values.ndim == 2:
+                iz, ix = np.argwhere(bad)[0]
+                problems.append(
+                    f"variable {name!r} is not finite at {int(bad.sum())} of {values.size} "
+                    f"points (first at z index {iz}, x index {ix}): a field must be a "
+                    "solution everywhere — recompute it"
+                )
     for c in ("x", "z"):
         _check_var(ds, c, (c,), "f", problems)
         if c in ds.coords and ds[c].dtype.kind == "f":
