@@ -47,6 +47,7 @@ key and the file line.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import pathlib
 import re
 import sys
@@ -58,9 +59,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-#: Where the built-in scenarios live: ``data/scenarios`` at the repository root (a source
-#: checkout or an editable install).
-SCENARIO_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "scenarios"
+
+def _scenario_dir() -> pathlib.Path:
+    """The built-in scenarios: the package data ``compare/_scenarios`` of an installed wheel,
+    else their source ``data/scenarios`` at the repository root (a checkout or an editable
+    install). Both are the same files; pyproject.toml maps the one onto the other."""
+    packaged = importlib.resources.files("compare") / "_scenarios"
+    if packaged.is_dir() and any(p.name.endswith(".toml") for p in packaged.iterdir()):
+        return pathlib.Path(str(packaged))
+    return pathlib.Path(__file__).resolve().parents[1] / "data" / "scenarios"
+
+
+#: Where the built-in scenarios live (see :func:`_scenario_dir`).
+SCENARIO_DIR = _scenario_dir()
 
 
 class ScenarioError(ValueError):
