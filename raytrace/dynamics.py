@@ -27,10 +27,31 @@ import numpy as np
 GRADIENT_STEP = float(np.finfo(float).eps) ** 0.2
 
 
-def _call(fun: Callable, x, z) -> np.ndarray:
+def _real_values(name: str, out, shape: tuple) -> np.ndarray:
+    """A user callable's result as real floats of ``shape`` (a constant broadcasts); a
+    clear error for complex values or a shape that is neither."""
+    out = np.asarray(out)
+    if np.iscomplexobj(out):
+        if np.any(out.imag != 0):
+            raise TypeError(
+                f"{name} must return real values; got complex ones (max |imag| = "
+                f"{np.max(np.abs(out.imag)):.3g}): an absorbing potential is not a ray medium"
+            )
+        out = out.real
+    if out.shape != shape:
+        try:
+            out = np.broadcast_to(out, shape)
+        except ValueError:
+            raise ValueError(
+                f"{name} returned shape {out.shape} for (x, z) of shape {shape}: it must "
+                "work elementwise on arrays (use np.exp, np.where, … not math.*, if)"
+            ) from None
+    return np.array(out, dtype=float)
+
+
+def _call(fun: Callable, x, z, name: str = "V(x, z)") -> np.ndarray:
     x, z = np.broadcast_arrays(np.asarray(x, float), np.asarray(z, float))
-    out = np.asarray(fun(x, z), dtype=float)
-    return np.broadcast_to(out, x.shape).copy() if out.shape != x.shape else out
+    return _real_values(name, fun(x, z), x.shape)
 
 
 def _fd_gradient(fun: Callable, x, z, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +94,11 @@ class _Dynamics:
             )
         if self.grad_V is None and callable(getattr(self.V, "gradient", None)):
             object.__setattr__(self, "grad_V", self.V.gradient)
+        if np.iscomplexobj(self.E) or not isinstance(self.E, (int, float, np.number)):
+            raise TypeError(
+                f"E must be a real number (the particle energy); got {self.E!r}: "
+                "pass a float"
+            )
         if not np.isfinite(self.E):
             raise ValueError(f"E must be finite; got {self.E!r}")
         _check_positive(length_scale=self.length_scale)
@@ -83,11 +109,11 @@ class _Dynamics:
 
     def potential_gradient(self, x, z) -> tuple[np.ndarray, np.ndarray]:
         if self.grad_V is not None:
-            gx, gz = self.grad_V(*np.broadcast_arrays(np.asarray(x, float), np.asarray(z, float)))
-            shape = np.broadcast(np.asarray(x), np.asarray(z)).shape
-            return np.broadcast_to(gx, shape).astype(float), np.broadcast_to(gz, shape).astype(
-                float
-            )
+            x, z = np.broadcast_arrays(np.asarray(x, float), np.asarray(z, float))
+            grad = self.grad_V(x, z)
+            if not (isinstance(grad, (tuple, list)) and len(grad) == 2):
+                raise TypeError("grad_V(x, z) must return the pair (∂V/∂x, ∂V/∂z)")
+            return tuple(_real_values("grad_V(x, z)", g, x.shape) for g in grad)
         return _fd_gradient(self.V, x, z, self.length_scale)
 
     def K2(self, x, z) -> np.ndarray:  # pragma: no cover - overridden

@@ -39,7 +39,7 @@ from scipy.integrate import solve_ivp
 from raytrace.dynamics import KleinGordon, _Dynamics
 from raytrace.wave_potential import DEFAULT_ACCURACY, MIN_RAYS, Ensemble, FieldPotential
 from wavetraj import ray_dataset
-from wavetraj.schema import RAY_VARIABLES
+from wavetraj.schema import RAY_VARIABLES, validate_field
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,26 @@ class _Budget(Exception):
 
 
 def _launch_values(name: str, value, x0: np.ndarray) -> np.ndarray:
-    """A launch profile given as a callable of x0 or as an array on x0."""
-    out = value(x0) if callable(value) else value
-    out = np.broadcast_to(np.asarray(out, dtype=float), x0.shape).copy()
+    """A launch profile given as a callable of x0 or as an array on x0 (real, one value per
+    launch point or a constant)."""
+    out = np.asarray(value(x0) if callable(value) else value)
+    if np.iscomplexobj(out):
+        if np.any(out.imag != 0):
+            where = "the phase goes in phi0" if name == "R0" else "phi0 is the real phase φ0"
+            raise TypeError(
+                f"{name} must be real; got complex values (max |imag| = "
+                f"{np.max(np.abs(out.imag)):.3g}): u = R e^(i φ), {where}"
+            )
+        out = out.real
+    if not (np.issubdtype(out.dtype, np.number) or out.dtype == bool):
+        raise TypeError(f"{name} must be numbers; got {out.dtype} values")
+    if out.shape not in ((), x0.shape, (1,)):
+        how = "returned" if callable(value) else "has"
+        raise ValueError(
+            f"{name} {how} shape {out.shape}; it must give one value per launch point, "
+            f"shape {x0.shape} (or a single constant)"
+        )
+    out = np.broadcast_to(out.astype(float), x0.shape).copy()
     if not np.all(np.isfinite(out)):
         bad = x0[~np.isfinite(out)]
         raise ValueError(f"{name} is not finite at x0 = {bad[:3]}…: check the launch profile")
@@ -180,8 +197,9 @@ class _Problem:
         return kz, self.amplitude(x, z, kz, idx), Q
 
     def amplitude(self, x, z, kz, idx):
-        """R from flux conservation R²·kz·(tube width) = const, 2nd-order tube widths."""
-        if idx.size < 3:
+        """R from flux conservation R²·kz·(tube width) = const, 2nd-order tube widths
+        (one-sided for 2 rays). One ray forms no tube: R is NaN (``trace`` warns)."""
+        if idx.size < 2:
             return np.full(idx.size, np.nan)
         s = idx.astype(float)
         width = np.gradient(x, s)
@@ -320,7 +338,13 @@ def _output_planes(z0: float, z_end, n_steps, z_out) -> np.ndarray:
         return z_out
     if z_end is None or not np.isfinite(z_end) or z_end <= z0:
         raise ValueError(f"z_end must be a finite number > z0 = {z0!r}; got {z_end!r}")
-    n_steps = DEFAULT_STEPS if n_steps is None else int(n_steps)
+    if n_steps is None:
+        n_steps = DEFAULT_STEPS
+    elif isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)):
+        raise ValueError(
+            f"n_steps must be a whole number of output planes (>= 2); got {n_steps!r}: "
+            "pass an int, or z_out for planes of your own"
+        )
     if n_steps < 2:
         raise ValueError(f"n_steps must be >= 2 output planes; got {n_steps!r}")
     return np.linspace(z0, z_end, n_steps)
@@ -391,7 +415,12 @@ def trace(
         raise ValueError(f"accuracy must be 2, 4 or 6; got {accuracy!r}")
     integrator = integrator or Integrator()
     x0 = _check_x0(x0, mode)
-    z0 = float(z0)
+    try:
+        z0 = float(z0)
+    except (TypeError, ValueError):
+        raise TypeError(f"z0 must be a number (the launch line, w0); got {z0!r}") from None
+    if not np.isfinite(z0):
+        raise ValueError(f"z0 must be a finite launch line [w0]; got {z0!r}")
     planes = _output_planes(z0, z_end, n_steps, z_out)
     dynamics.check_launch(x0, z0)
     R0v = _launch_values("R0", R0, x0)
@@ -407,8 +436,14 @@ def trace(
 
     field_potential = None
     if mode == "field":
+        validate_field(wave_potential)  # finite, on a uniform grid, with its units
         field_potential = FieldPotential(wave_potential)
-        zmax = float(wave_potential["z"].values[-1])
+        zmin, zmax = (float(v) for v in wave_potential["z"].values[[0, -1]])
+        if not zmin - 1e-12 * max(1.0, abs(zmin)) <= z0 <= zmax:
+            raise ValueError(
+                f"z0 = {z0!r} is outside the field's planes z = {zmin!r} … {zmax!r}: "
+                "launch on a plane the field covers"
+            )
         if planes[-1] > zmax * (1 + 1e-12):
             raise ValueError(
                 f"z_end = {planes[-1]!r} is beyond the field's last plane z = {zmax!r}: "
@@ -423,6 +458,11 @@ def trace(
             problem = _FromField(dynamics, x0, kx0, ln_R0, z0, C, field_potential)
         else:
             problem = _GeometricOptics(dynamics, x0, kx0, ln_R0, z0, np.zeros_like(x0))
+            if x0.size == 1:
+                log.warning(
+                    "one geometric-optics ray forms no ray tube: its trajectory is traced, "
+                    "R and flux_residual are NaN (launch >= 2 rays for the amplitude)"
+                )
     out, status, stop = _march(problem, x0, kx0, planes, integrator)
     return _dataset(
         problem,

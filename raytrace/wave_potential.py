@@ -241,8 +241,8 @@ class FieldPotential:
         k = self.SPLINE_DEGREE
         self._spline = RectBivariateSpline(self.z, self.x, np.where(undefined, 0.0, Q), kx=k, ky=k)
         self._undefined = RegularGridInterpolator(
-            (self.z, self.x), undefined.astype(float), bounds_error=False, fill_value=1.0
-        )
+            (self.z, self.x), undefined.astype(float), bounds_error=False, fill_value=0.0
+        )  # outside the grid the domain margin stops a ray ("domain"), not this one
         R = np.abs(field["envelope"].values)
         self._amplitude = RectBivariateSpline(self.z, self.x, R, kx=3, ky=3)
 
