@@ -101,8 +101,9 @@ def figure_profiles(r: Result) -> str:
         )
         ax.set_title(f"R² at the {label}")
         ax.set_xlabel("x / w0")
-        span = np.nanmax(np.abs(rays["x"].values[:, jr])) * 1.3
-        if np.isfinite(span) and span > 0:
+        xs = np.abs(rays["x"].values[:, jr])
+        span = np.max(xs[np.isfinite(xs)], initial=0.0) * 1.3  # no ray there: no limits
+        if span > 0:
             ax.set_xlim(-span, span)
     axes[0].legend(fontsize=8)
     return _png(fig)

@@ -73,14 +73,18 @@ class Integrator:
         lengths, so the ray-count discretisation dominates the measured error.
     method : "auto" (Radau for the coupled self-consistent ensemble, DOP853 for
         independent rays) or any ``solve_ivp`` method name.
-    max_rhs : budget of right-hand-side evaluations; a march that exceeds it stops its rays
-        with status "max_steps".
+    max_rhs : budget of right-hand-side evaluations of the whole march. Every
+        :data:`PROGRESS_CHECK` evaluations the march projects, from the z it has reached,
+        how many it needs to finish; when that exceeds the budget (a stalled integrator:
+        steps collapsing, Newton failures) it ends at once, its rays stop with status
+        "max_steps" and ``attrs["march_notes"]`` says why. The default is ~40× the
+        evaluations the built-in scenarios need (at most ~5000, measured).
     """
 
     rtol: float = RTOL
     atol: float = ATOL
     method: str = "auto"
-    max_rhs: int = 2_000_000
+    max_rhs: int = 200_000
 
     def __post_init__(self):
         for name in ("rtol", "atol"):
@@ -94,8 +98,59 @@ class Integrator:
             raise ValueError(f"Integrator.max_rhs must be a positive int; got {self.max_rhs!r}")
 
 
+#: Right-hand-side evaluations between the march's projections of what it needs to
+#: finish (see :class:`Integrator`): a stalled march ends after about this many.
+PROGRESS_CHECK = 2000
+#: Evaluations a march may still spend after its projection failed, for the integrator to
+#: finish the step it is in (so the planes already passed are kept).
+BUDGET_GRACE = 500
+
+
 class _Budget(Exception):
     pass
+
+
+class _Progress:
+    """Counts right-hand-side evaluations over a march and projects, from the z reached,
+    whether the rest fits in ``Integrator.max_rhs``."""
+
+    def __init__(self, max_rhs: int):
+        self.max_rhs, self.calls, self.exhausted, self.notes = max_rhs, 0, None, []
+
+    def start(self, z: float, z_end: float) -> None:
+        self.z_start, self.z_end, self.reached, self.calls_start = z, z_end, z, self.calls
+        self.exhausted = None
+
+    def count(self) -> None:
+        self.calls += 1
+        if self.exhausted is not None:
+            if self.calls > self.exhausted + BUDGET_GRACE:
+                raise _Budget
+            return
+        if self.calls >= self.max_rhs:
+            self._stop(f"the budget Integrator.max_rhs = {self.max_rhs} evaluations is spent")
+        elif (self.calls - self.calls_start) % PROGRESS_CHECK == 0:
+            used = self.calls - self.calls_start
+            done = self.reached - self.z_start
+            need = np.inf if done <= 0 else used * (self.z_end - self.reached) / done
+            if self.calls + need > self.max_rhs:
+                self._stop(
+                    f"after {used} evaluations the march had advanced from z = "
+                    f"{self.z_start:.6g} to {self.reached:.6g} of {self.z_end:.6g}; "
+                    f"finishing would take ~{need:.3g} more, beyond Integrator.max_rhs = "
+                    f"{self.max_rhs}"
+                )
+
+    def _stop(self, why: str) -> None:
+        self.exhausted = self.calls
+        note = (
+            f"march stopped at z ≈ {self.reached:.6g}: {why}. The integrator's steps "
+            "collapsed — for the self-consistent ensemble usually a launch it cannot resolve "
+            "(rays too close for λ0, or the launch cut off where the beam is bright); "
+            "launch fewer or wider-spread rays, or raise Integrator.max_rhs"
+        )
+        log.warning(note)
+        self.notes.append(note)
 
 
 def _launch_values(name: str, value, x0: np.ndarray) -> np.ndarray:
@@ -257,6 +312,7 @@ class _SelfConsistent(_Problem):
     def __init__(self, dyn, x0, kx0, ln_R0, z0, launch, accuracy):
         self.K2_launch = dyn.K2(x0, np.full(x0.size, z0))
         ens = Ensemble(x0, ln_R0, kx0, self.K2_launch, launch=launch, accuracy=accuracy)
+        _check_resolvable(x0, np.exp(ens.m0))
         super().__init__(dyn, x0, kx0, ln_R0, z0, ens.C)
         self.accuracy = accuracy
         self.kz0 = np.exp(ens.m0)
@@ -306,6 +362,35 @@ class _SelfConsistent(_Problem):
         n = idx.size
         rows = sp.vstack([P, P[:n], P[:n]])  # t and σ rows depend like x's
         return sp.hstack([rows, sp.csr_matrix((4 * n, 2 * n))]).tocsr()
+
+
+#: Closest ray spacing the self-consistent ensemble accepts, as kz·Δx (Δx ≥ λ/4π): below
+#: it the kz fixed point stops contracting on label-scale modes (measured, issue 4).
+MIN_KZ_SPACING = 0.5
+
+
+def _check_resolvable(x0: np.ndarray, kz0: np.ndarray) -> None:
+    """Refuse a self-consistent launch whose rays are closer than kz·Δx = 1/2 (Δx < λ/4π).
+
+    The kz fixed point (Q depends on kz through the flux) multiplies the finest label mode
+    by ~λmax(D2)/(4 kz² Δx²) per pass (1.33/(kz Δx)² at accuracy 4, which predicts the
+    measured 136 for 512 rays over ±4 w0 at λ0/w0 = 1). With a few passes from round-off
+    it still works down to about kz·Δx = 1/2 (issue 4's measurement, where ``wavetraj
+    study`` keeps a further factor 2); below it the march fails. Until the ensemble solves
+    kz by Newton (issue 13), this is its limit.
+    """
+    gaps = np.gradient(x0)
+    kh = kz0 * gaps
+    if not np.all(kh >= MIN_KZ_SPACING):
+        i = int(np.nanargmin(kh))
+        need = MIN_KZ_SPACING / kz0[i]
+        most = int(np.floor((x0[-1] - x0[0]) / need)) + 1
+        raise ValueError(
+            f"x0: the launch rays are {gaps[i]:.3g} w0 apart near x0 = {x0[i]:.4g}, closer "
+            f"than the self-consistent ensemble resolves there (spacing >= λ/4π = "
+            f"{need:.3g} w0, i.e. kz·Δx >= {MIN_KZ_SPACING}): launch at most {most} rays "
+            "over this span, or trace the rays in a field (wave_potential=field Dataset)"
+        )
 
 
 def launch_points(n: int = DEFAULT_RAYS, span: float = DEFAULT_SPAN) -> np.ndarray:
@@ -463,8 +548,8 @@ def trace(
                     "one geometric-optics ray forms no ray tube: its trajectory is traced, "
                     "R and flux_residual are NaN (launch >= 2 rays for the amplitude)"
                 )
-    out, status, stop = _march(problem, x0, kx0, planes, integrator)
-    return _dataset(
+    out, status, stop, notes = _march(problem, x0, kx0, planes, integrator)
+    ds = _dataset(
         problem,
         dynamics,
         mode,
@@ -479,6 +564,8 @@ def trace(
         accuracy,
         integrator,
     )
+    ds.attrs["march_notes"] = " | ".join(notes)
+    return ds
 
 
 def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
@@ -492,7 +579,7 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
     method = integ.method
     if method == "auto":
         method = "Radau" if problem.coupled else "DOP853"
-    calls = [0]
+    progress = _Progress(integ.max_rhs)
 
     def record(j, zz, yy, ii):
         kz, R, Q = problem.observe(zz, yy, ii)
@@ -514,10 +601,10 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
             if j_next >= n_out:
                 continue
             try:
-                sol = _solve(problem, ii, z, y, planes[j_next:], method, integ, calls)
+                sol = _solve(problem, ii, z, y, planes[j_next:], method, integ, progress)
             except _Budget:
                 status[ii] = "max_steps"
-                stop[ii, 1] = z
+                stop[ii, 1] = progress.reached
                 continue
             except RuntimeError as exc:  # e.g. SuperLU: "Factor is exactly singular"
                 log.warning("ray march failed after z=%.6g: %s", z, exc)
@@ -529,6 +616,10 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
                     break
                 record(j_next + col, zz, sol.y[:, col], ii)
             if sol.status == 0:
+                continue
+            if progress.exhausted is not None:  # the budget event ended this solve
+                status[ii] = "max_steps"
+                stop[ii, 1] = sol.t_events[0][0] if sol.t_events[0].size else progress.reached
                 continue
             if sol.status == -1 or not sol.t_events[0].size:
                 log.warning("ray march failed after z=%.6g: %s", z, sol.message)
@@ -551,7 +642,8 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
                 stop[ii[part], 0], stop[ii[part], 1] = y[:m][part], z
                 continue
             queue.append((ii[part], z, sub))
-    return out, status, stop
+    log.info("march: %d right-hand-side evaluations for %d rays", progress.calls, n)
+    return out, status, stop, progress.notes
 
 
 def _first_stop(margins: dict[str, np.ndarray], force: bool = False):
@@ -563,14 +655,17 @@ def _first_stop(margins: dict[str, np.ndarray], force: bool = False):
     return None
 
 
-def _solve(problem, ii, z, y, t_eval, method, integ, calls):
+def _solve(problem, ii, z, y, t_eval, method, integ, progress: _Progress):
+    progress.start(z, float(t_eval[-1]))
+
     def fun(zz, yy):
-        calls[0] += 1
-        if calls[0] > integ.max_rhs:
-            raise _Budget
+        progress.count()
         return problem.rhs(zz, yy, ii)
 
-    def event(zz, yy):
+    def event(zz, yy):  # evaluated after every accepted step (and in its root search)
+        if progress.exhausted is not None:  # a sign change after the last accepted step
+            return -1.0 if zz > progress.reached else 1.0  # ends the solve, keeping its planes
+        progress.reached = max(progress.reached, float(zz))
         m = problem.margins(zz, yy, ii)
         return float(min(np.min(np.minimum(v, FAR)) for v in m.values()))
 
