@@ -233,7 +233,7 @@ def run_scenario(sc: Scenario) -> Result:
 
 
 def status_counts(status) -> str:
-    """"ok: 30, node: 2": how many rays ended with each status, most common first."""
+    """ "ok: 30, node: 2": how many rays ended with each status, most common first."""
     names, counts = np.unique(np.asarray(status).astype(str), return_counts=True)
     order = np.argsort(-counts, kind="stable")
     return ", ".join(f"{names[i]}: {int(counts[i])}" for i in order)

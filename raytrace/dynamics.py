@@ -96,8 +96,7 @@ class _Dynamics:
             object.__setattr__(self, "grad_V", self.V.gradient)
         if np.iscomplexobj(self.E) or not isinstance(self.E, (int, float, np.number)):
             raise TypeError(
-                f"E must be a real number (the particle energy); got {self.E!r}: "
-                "pass a float"
+                f"E must be a real number (the particle energy); got {self.E!r}: pass a float"
             )
         if not np.isfinite(self.E):
             raise ValueError(f"E must be finite; got {self.E!r}")

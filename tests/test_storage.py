@@ -59,9 +59,9 @@ def test_complex_round_trip_hypothesis(tmp_path, data, nz, nx):
     values = np.empty((nz, nx), complex)
     values.real, values.imag = re, im  # no arithmetic: inf*1j would make NaNs
     raw = xr.Dataset({"u": (("z", "x"), values)}, attrs={"note": "raw"})
-    got = wavetraj.storage.read_verified(
-        wavetraj.storage.write_atomic(raw, tmp_path / "raw.nc")
-    )["u"].values
+    got = wavetraj.storage.read_verified(wavetraj.storage.write_atomic(raw, tmp_path / "raw.nc"))[
+        "u"
+    ].values
     # Exact, bit for bit (NaN payloads included): compare the raw float64 pairs.
     np.testing.assert_array_equal(got.view(np.uint64), values.view(np.uint64))
     field = make_field(nz, nx)

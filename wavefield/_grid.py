@@ -22,6 +22,7 @@ MediumLike = (
 
 def coordinate(values, name: str, *, uniform: bool = True, min_points: int = 3) -> np.ndarray:
     """A 1-D, finite, strictly increasing (and optionally uniform) coordinate array."""
+    given = np.asarray(values)
     arr = np.asarray(values, dtype=float)
     if arr.ndim != 1 or arr.size < min_points:
         raise ValueError(
@@ -32,11 +33,17 @@ def coordinate(values, name: str, *, uniform: bool = True, min_points: int = 3) 
     steps = np.diff(arr)
     if np.any(steps <= 0):
         raise ValueError(f"{name} must be strictly increasing (e.g. np.linspace(a, b, n))")
+    # The steps of a rounded linspace spread by ~eps·max|x| (eps of the dtype it came in:
+    # 1e-7 for float32), which is round-off, not a non-uniform grid: such a grid is
+    # re-spaced as the float64 linspace it stands for.
     if uniform and np.ptp(steps) > UNIFORM_RTOL * steps.mean():
-        raise ValueError(
-            f"{name} must be uniformly spaced for this solver (steps range "
-            f"{steps.min():.6g}..{steps.max():.6g}); use np.linspace"
-        )
+        eps = np.finfo(given.dtype if np.issubdtype(given.dtype, np.floating) else float).eps
+        if np.ptp(steps) > 16 * eps * np.max(np.abs(arr)):
+            raise ValueError(
+                f"{name} must be uniformly spaced for this solver (steps range "
+                f"{steps.min():.6g}..{steps.max():.6g}); use np.linspace"
+            )
+        arr = np.linspace(arr[0], arr[-1], arr.size)
     return arr
 
 
@@ -63,14 +70,25 @@ def medium_on_grid(K2: MediumLike, x: np.ndarray, z: np.ndarray, name: str = "K2
     returned as a read-only view of one row."""
     shape = (z.size, x.size)
     if z_independent(K2):  # one row, shared by every plane (a read-only view)
-        row = K2(x) if callable(K2) else np.full(x.size, K2)
+        row = np.asarray(K2(x)) if callable(K2) else np.full(x.size, K2)
+        if row.shape not in ((), (1,), (x.size,)):
+            raise ValueError(
+                f"{name}(x) returned shape {row.shape} for x of shape {x.shape}: it must work "
+                "elementwise on arrays (np.where, not if)"
+            )
         row = medium_on_grid(np.broadcast_to(row, (1, x.size)), x, z[:1], name)[0]
         return np.broadcast_to(row, shape)
     if callable(K2):
         X, Z = np.meshgrid(x, z)
         values = np.asarray(K2(X, Z))
         if values.shape != shape:
-            values = np.broadcast_to(values, shape)
+            try:
+                values = np.broadcast_to(values, shape)
+            except ValueError:
+                raise ValueError(
+                    f"{name}(x, z) returned shape {values.shape} for (x, z) meshes of shape "
+                    f"{shape}: it must work elementwise on arrays (np.where, not if)"
+                ) from None
     else:
         values = np.asarray(K2)
         if values.shape != shape:

@@ -69,6 +69,22 @@ def grid_for(
     accuracy 4)."""
     if stencil not in ("auto", *STENCILS):
         raise ValueError(f"stencil must be 'auto' or one of {STENCILS}; got {stencil!r}")
+    if accuracy not in ACCURACIES:
+        raise ValueError(f"accuracy must be one of {ACCURACIES}; got {accuracy!r}")
+    for name, value in (
+        ("wavelength", wavelength),
+        ("points_per_wavelength", points_per_wavelength),
+    ):
+        if value is None and name == "points_per_wavelength":
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.number))
+            or not (np.isfinite(value) and value > 0)
+        ):
+            raise ValueError(
+                f"{name} must be a positive finite number (length units of the grid); got {value!r}"
+            )
     compact = accuracy == 4 and stencil in ("auto", "compact")
     default = DEFAULT_POINTS_PER_WAVELENGTH_COMPACT if compact else None
     ppw = points_per_wavelength or default or DEFAULT_POINTS_PER_WAVELENGTH[accuracy]
@@ -410,7 +426,10 @@ def solve_helmholtz(
     x = coordinate(x, "x")
     u0 = launch_row(u0, x)
     if k_ref is None:
-        k_ref = reference_wavenumber(medium_on_grid(K2, x, coordinate(z, "z")[:1])[0], u0)
+        zc = coordinate(z, "z")
+        full = not callable(K2) and np.ndim(K2) == 2  # an array on the whole grid
+        launch_K2 = medium_on_grid(K2, x, zc if full else zc[:1])[0]
+        k_ref = reference_wavenumber(launch_K2, u0)
     solver_ = HelmholtzSolver(
         K2,
         x,

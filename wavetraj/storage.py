@@ -129,7 +129,9 @@ def content_digest(ds: xr.Dataset) -> dict:
     attrs = {k: _canonical(v) for k, v in ds.attrs.items() if k != DIGEST_ATTR}
     return {
         "variables": {str(name): _values_digest(var) for name, var in ds.variables.items()},
-        "attrs": hashlib.sha256(json.dumps(attrs, sort_keys=True, default=str).encode()).hexdigest(),
+        "attrs": hashlib.sha256(
+            json.dumps(attrs, sort_keys=True, default=str).encode()
+        ).hexdigest(),
     }
 
 
@@ -137,7 +139,7 @@ def _verify(ds: xr.Dataset, path: Path) -> xr.Dataset:
     """Check the stored digest against the values read; drop it from the attrs."""
     stored = ds.attrs.pop(DIGEST_ATTR, None)
     if stored is None:
-        log.warning("%s carries no checksum (written before wavetraj stored them): unverified", path)
+        log.warning("%s carries no checksum (written before wavetraj kept them): unverified", path)
         return ds
     try:
         expected = json.loads(stored)
