@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import pathlib
 import re
 import sys
@@ -232,6 +233,9 @@ def _coerce(value, kind: type, where: str, demand: str):
         raise ScenarioError(
             f"{where} must be {kind.__name__} ({demand}); got {type(value).__name__} {value!r}"
         )
+    numbers = value if kind is tuple else (value,)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+        raise ScenarioError(f"{where} = {value!r}: must be a finite number ({demand})")
     return value
 
 
@@ -308,9 +312,14 @@ def load_scenario(path: str | pathlib.Path, overrides: Mapping[str, str] | None 
     """Read and validate a scenario file; ``overrides`` maps "table.key" to a TOML value."""
     path = pathlib.Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{path}: not a UTF-8 text file (byte {exc.start} is {exc.object[exc.start]:#04x}): "
+            "save the scenario as UTF-8 TOML"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -320,9 +329,18 @@ def load_scenario(path: str | pathlib.Path, overrides: Mapping[str, str] | None 
         if not key:
             raise ScenarioError(f"--set {dotted}={raw}: use table.key=value, e.g. launch.rays=64")
         value = parse_value(raw)
-        target = data.setdefault(table, {}) if table else data
-        if not isinstance(target, dict):
-            raise ScenarioError(f"--set {dotted}: {table!r} is not a table")
+        target, walked = data, []
+        for part in table.split(".") if table else []:
+            walked.append(part)
+            if part not in target:
+                target[part] = {}  # an unknown table is named by from_mapping
+            target = target[part]
+            if not isinstance(target, dict):
+                name = ".".join(walked)
+                raise ScenarioError(
+                    f"--set {dotted}={raw}: {name} is a key (= {target!r}), not a table: "
+                    f"set it with --set {name}=<value>"
+                )
         target[key] = value
     return from_mapping(data, path=str(path), text=text)
 
