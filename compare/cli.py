@@ -34,9 +34,11 @@ def _progress(items, desc: str):
 def _run_and_report(names_or_files, out: str, overrides=None) -> int:
     from compare.report import report
     from compare.run import run_scenario
+    from compare.runfolder import check_destination
     from compare.scenarios import get
 
     scenarios = [get(n, overrides) for n in names_or_files]  # validate all before running
+    check_destination(out)  # a bad --out is found now, not after the computation
     results = []
     bar = _progress(scenarios, "wavetraj")
     for sc in bar:

@@ -19,7 +19,8 @@ import numpy as np
 import wavetraj
 from compare.run import Result, heavy_indices
 from compare.scenarios import from_mapping
-from wavetraj.storage import atomic_path, write_atomic
+from compare.runfolder import MANIFEST, read_manifest, staged, update_manifest
+from wavetraj.storage import WavetrajFileError, atomic_path, read_verified, write_atomic
 
 DATASETS = ("field", "rays", "lines", "agreement", "geometric")
 FIGURE_DPI = 90
@@ -233,67 +234,79 @@ img {{ display: block; max-width: 100%; margin: 0.6em 0; }}
 
 def report(results: list[Result], out_dir) -> pathlib.Path:
     """Write ``report.html``, ``metrics.json``, ``metrics.csv`` and per-scenario netCDF
-    datasets into ``out_dir``; return the HTML path."""
-    out = pathlib.Path(out_dir)
-    for r in results:
-        folder = out / r.scenario.name
-        for name in DATASETS:
-            ds = getattr(r, name)
-            if ds is None:
-                continue
-            if name == "agreement":  # metrics, not a field or ray schema: plain netCDF
-                write_atomic(ds, folder / "agreement.nc")
-            else:
-                wavetraj.save(ds, folder / f"{name}.nc")
-        _atomic_write(folder / "scenario.json", json.dumps(r.scenario.to_dict(), indent=1))
-    metrics = [r.metrics for r in results]
-    _atomic_write(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
-    keys = sorted({k for m in metrics for k in m})
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(metrics)
-    _atomic_write(out / "metrics.csv", buf.getvalue())
-    path = out / "report.html"
-    _atomic_write(path, render_html(results))
-    return path
+    datasets as one run folder ``out_dir`` (staged, then moved into place with its
+    manifest: :mod:`compare.runfolder`); return the HTML path."""
+    with staged(out_dir) as (out, _):
+        for r in results:
+            folder = out / r.scenario.name
+            for name in DATASETS:
+                ds = getattr(r, name)
+                if ds is None:
+                    continue
+                if name == "agreement":  # metrics, not a field or ray schema: plain netCDF
+                    write_atomic(ds, folder / "agreement.nc")
+                else:
+                    wavetraj.save(ds, folder / f"{name}.nc")
+            _atomic_write(folder / "scenario.json", json.dumps(r.scenario.to_dict(), indent=1))
+        metrics = [r.metrics for r in results]
+        _atomic_write(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
+        keys = sorted({k for m in metrics for k in m})
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(metrics)
+        _atomic_write(out / "metrics.csv", buf.getvalue())
+        _atomic_write(out / "report.html", render_html(results))
+    return pathlib.Path(out_dir).absolute() / "report.html"
+
+
+def _json_file(path: pathlib.Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WavetrajFileError(f"{str(path)!r} is not valid JSON ({exc}): re-run") from None
 
 
 def rebuild(out_dir) -> pathlib.Path:
-    """Re-render the report from the data a previous :func:`report` saved."""
-    import xarray as xr
-
+    """Re-render the report from the data a previous :func:`report` saved: only the files
+    its manifest lists, each verified against its checksum."""
     out = pathlib.Path(out_dir)
-    mfile = out / "metrics.json"
-    if not mfile.is_file():
-        raise FileNotFoundError(f"{out} holds no metrics.json: not a wavetraj report folder")
-    metrics = json.loads(mfile.read_text())
+    files = read_manifest(out, rebuilt=("report.html",))["files"]
+    if "metrics.json" not in files:
+        raise WavetrajFileError(f"{str(out / MANIFEST)!r} lists no metrics.json: re-run")
+    metrics = _json_file(out / "metrics.json")
     results = []
     for m in metrics:
-        folder = out / m["scenario"]
-        sc_data = json.loads((folder / "scenario.json").read_text())
-        sc = from_mapping(
-            {
-                k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items()})
-                for k, v in sc_data.items()
-                if k != "source"
-            },
-            path=str(folder / "scenario.json"),
-        )
-        ds = {name: None for name in DATASETS}
-        for name in DATASETS:
-            p = folder / f"{name}.nc"
-            if p.is_file():
-                ds[name] = (
-                    xr.load_dataset(p, engine="h5netcdf")
-                    if name == "agreement"
-                    else wavetraj.load(p)
-                )
+        name = m["scenario"]
+        sc_path = out / name / "scenario.json"
+        if f"{name}/scenario.json" not in files:
+            raise WavetrajFileError(f"run folder {str(out)!r} lists no {name}/scenario.json")
+        sc_data = _json_file(sc_path)
+        try:
+            sc = from_mapping(
+                {k: v for k, v in sc_data.items() if k != "source"}, path=str(sc_path)
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise WavetrajFileError(f"{str(sc_path)!r} is not a scenario: {exc}") from None
+        ds = {}
+        for kind in DATASETS:
+            listed = f"{name}/{kind}.nc" in files
+            p = out / name / f"{kind}.nc"
+            if not listed:
+                ds[kind] = None
+            elif kind == "agreement":
+                ds[kind] = read_verified(p)
+            else:
+                ds[kind] = wavetraj.load(p)
+        for kind in ("field", "rays", "lines", "agreement"):
+            if ds[kind] is None:
+                raise WavetrajFileError(f"run folder {str(out)!r} lists no {name}/{kind}.nc")
         results.append(
             Result(sc, ds["field"], ds["rays"], ds["lines"], ds["agreement"], ds["geometric"], m)
         )
     path = out / "report.html"
     _atomic_write(path, render_html(results))
+    update_manifest(out, "report.html")
     return path
 
 

@@ -140,5 +140,5 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "launch.span = -1.0 is impossible" in err
     assert cli.main(["report", str(tmp_path)]) == 2
-    assert "not a wavetraj report folder" in capsys.readouterr().err
+    assert "not a wavetraj run folder" in capsys.readouterr().err
     assert cli.main(["run", "grin", "--set", "oops"]) == 2
