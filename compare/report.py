@@ -18,8 +18,8 @@ import numpy as np
 
 import wavetraj
 from compare.run import Result, heavy_indices
-from compare.scenarios import from_mapping
 from compare.runfolder import MANIFEST, read_manifest, staged, update_manifest
+from compare.scenarios import from_mapping
 from wavetraj.storage import WavetrajFileError, atomic_path, read_verified, write_atomic
 
 DATASETS = ("field", "rays", "lines", "agreement", "geometric")
