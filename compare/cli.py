@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, ImportError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, MemoryError) as exc:
         if args.debug:
             raise
         sys.stderr.write(f"wavetraj {args.command}: error: {exc}\n")

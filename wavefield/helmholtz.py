@@ -27,6 +27,7 @@ from wavefield._grid import (
 from wavefield.operators import ACCURACIES, derivative_matrix
 from wavefield.pml import PML, pml_stretch, pml_stretch_half
 from wavetraj import field_dataset
+from wavetraj.resources import check_memory
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +361,37 @@ SOLVERS: dict[str, Callable[[sp.spmatrix], Callable[[np.ndarray], np.ndarray]]] 
 }
 
 
+#: Peak memory of a solve per unknown [bytes] (matrix, ordering, factor, solution, the
+#: Dataset), measured as the growth of the process peak RSS over the solve (a
+#: free-space Gaussian at 733k unknowns, 2 cores) for (solver, stencil, accuracy). The wide
+#: pattern is also the envelope form's. Fill grows as N log N: see :func:`solve_memory`.
+BYTES_PER_UNKNOWN = {
+    ("pardiso", "compact", 4): 1860,
+    ("superlu", "compact", 4): 2980,
+    ("spsolve", "compact", 4): 4390,
+    ("pardiso", "wide", 2): 1960,
+    ("pardiso", "wide", 4): 4860,
+    ("pardiso", "wide", 6): 9720,
+    ("superlu", "wide", 2): 2190,
+    ("superlu", "wide", 4): 5290,  # at 183k unknowns
+    ("superlu", "wide", 6): 10700,  # pardiso's 9720 scaled by the superlu/pardiso ratio at 4
+    ("spsolve", "wide", 2): 3230,  # superlu's scaled by the compact spsolve/superlu ratio
+    ("spsolve", "wide", 4): 7800,  # ditto
+    ("spsolve", "wide", 6): 15800,  # ditto
+}
+#: Where those were measured, and their growth per doubling of the unknowns beyond it
+#: (nested-dissection fill ~ N log N; measured 1–21 % for 183k → 733k, 2 doublings).
+MEMORY_REFERENCE_UNKNOWNS = 733_212
+MEMORY_GROWTH_PER_DOUBLING = 0.1
+
+
+def solve_memory(unknowns: int, solver: str, stencil: str, accuracy: int) -> float:
+    """Estimated peak memory [bytes] of a full-wave solve with this many unknowns."""
+    per = BYTES_PER_UNKNOWN[solver, stencil, accuracy]
+    doublings = max(0.0, np.log2(unknowns / MEMORY_REFERENCE_UNKNOWNS))
+    return unknowns * per * (1 + MEMORY_GROWTH_PER_DOUBLING * doublings)
+
+
 def default_solver() -> str:
     """ "pardiso" when MKL is installed (``pip install 'wavetraj[fast]'``), else "superlu"."""
     from wavefield import _pardiso
@@ -507,6 +539,14 @@ class HelmholtzSolver:
         if self.envelope_form:
             nlz = max(nlz, ENVELOPE_PML_CELLS)
         self.nlx, self.nlz = nlx, nlz
+        unknowns = (z.size - 1 + nlz) * (x.size + 2 * nlx)
+        check_memory(
+            solve_memory(unknowns, solver, stencil, accuracy),
+            f"the full-wave solve on {unknowns} unknowns ({z.size - 1 + nlz} × "
+            f"{x.size + 2 * nlx} with PML; {solver}, {stencil} stencil, accuracy {accuracy})",
+            "use a coarser grid (grid_for(..., points_per_wavelength=...)), the envelope "
+            "form with coarser z rows (form='envelope'), or a smaller x or z window",
+        )
         K2_ext = np.pad(self.K2[1:], ((0, nlz), (nlx, nlx)), mode="edge")
         self.system = helmholtz_system(
             K2_ext,
