@@ -228,10 +228,16 @@ def _judge_check(sc, lines: xr.Dataset, x0, planes) -> float:
     )
 
 
+def study_identity(profile: str, wavelength: float) -> dict:
+    """The attrs a study case record carries, and must carry to be resumed."""
+    return {"study": STUDY_KIND, "profile": profile, "wavelength": float(wavelength)}
+
+
 def study_case(profile: str, wavelength: float, path: str) -> str:
     """One case, pure apart from writing ``path``: returns "ok" or "error"."""
-    attrs = {"study": STUDY_KIND, "profile": profile, "wavelength": float(wavelength)}
-    return write_record(path, attrs, lambda: measure(profile, wavelength))
+    return write_record(
+        path, study_identity(profile, wavelength), lambda: measure(profile, wavelength)
+    )
 
 
 def study(
@@ -257,14 +263,15 @@ def study(
     grid = {(i, j): (p, w) for i, p in enumerate(profiles) for j, w in enumerate(wavelengths)}
     names = {idx: case_name(*case) for idx, case in grid.items()}
     paths = {idx: out / "cases" / f"{names[idx]}.nc" for idx in grid}
-    done = {idx for idx in grid if is_complete(paths[idx], REQUIRED)}
+    identities = {idx: study_identity(*case) for idx, case in grid.items()}
+    done = {idx for idx in grid if is_complete(paths[idx], REQUIRED, identities[idx])}
     tasks = [
         (f"wavetraj-study-{names[idx]}", study_case, (*grid[idx], str(paths[idx])))
         for idx in grid
         if idx not in done
     ]
     run_tasks(tasks, scheduler=scheduler, progress=progress, already=len(done), total=len(grid))
-    records, failed = collect(paths, REQUIRED)
+    records, failed = collect(paths, REQUIRED, identities)
     errors = {names[idx]: err for idx, err in failed.items()}
     ds_path = page = None
     if records:

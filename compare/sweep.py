@@ -20,7 +20,9 @@ per core); pass ``scheduler="tcp://host:8786"`` (or a ``Client``) to run on any 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import itertools
 import json
 import logging
@@ -33,7 +35,7 @@ from typing import TypeVar
 import numpy as np
 import xarray as xr
 
-from wavetraj.storage import write_atomic
+from wavetraj.storage import read_verified, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,23 @@ def cases(vary: Mapping[str, Sequence]) -> list[dict[str, object]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*vary.values())]
 
 
+def case_identity(scenario: str, overrides: Mapping[str, object]) -> dict[str, str]:
+    """What a case record must carry to stand for this case: the scenario as named, the
+    overrides, and the SHA-256 of the resolved scenario (every table, after the
+    overrides) — so an edited scenario file or a record copied from another case is
+    recomputed, not gathered."""
+    from compare.scenarios import get
+
+    resolved = get(scenario, {k: json.dumps(v) for k, v in overrides.items()}).to_dict()
+    resolved.pop("source", None)
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return {
+        "scenario": scenario,
+        "overrides": json.dumps(dict(overrides), sort_keys=True),
+        "scenario_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
 def run_case(scenario: str, overrides: dict, path: str) -> str:
     """One case, pure apart from writing ``path``: returns "ok" or "error"."""
     from compare.run import run_scenario
@@ -84,8 +103,7 @@ def run_case(scenario: str, overrides: dict, path: str) -> str:
         sc = get(scenario, {k: json.dumps(v) for k, v in overrides.items()})
         return run_scenario(sc).metrics
 
-    attrs = {"scenario": scenario, "overrides": json.dumps(overrides)}
-    return write_record(path, attrs, metrics)
+    return write_record(path, case_identity(scenario, overrides), metrics)
 
 
 def write_record(path, attrs: dict, metrics: Callable[[], Mapping]) -> str:
@@ -109,33 +127,46 @@ def write_record(path, attrs: dict, metrics: Callable[[], Mapping]) -> str:
     return ds.attrs["outcome"]
 
 
-def read_case(path: pathlib.Path, required: str = "max_distance_w0") -> xr.Dataset | None:
-    """The case record if the file is complete and valid (an "ok" record holds the
-    variable ``required``), else None (damaged or missing)."""
+def read_case(
+    path: pathlib.Path, required: str = "max_distance_w0", identity: Mapping | None = None
+) -> xr.Dataset | None:
+    """The case record if the file is whole (its checksums verify), is the record of the
+    case ``identity`` describes (its attrs match), and is complete (an "ok" record holds
+    the variable ``required``); else None: missing, damaged, another case's, or partial."""
     try:
-        ds = xr.load_dataset(path, engine="h5netcdf")
-    except Exception:  # unreadable: damaged or absent
+        ds = read_verified(path)
+    except Exception as exc:  # unreadable: damaged or absent
+        if pathlib.Path(path).exists():
+            log.warning("case file %s is damaged (%s): it is computed again", path, exc)
         return None
     if ds.attrs.get("kind") != CASE_KIND or ds.attrs.get("outcome") not in ("ok", "error"):
+        return None
+    wrong = {k: ds.attrs.get(k) for k, v in (identity or {}).items() if ds.attrs.get(k) != v}
+    if wrong:
+        log.warning("case file %s is not this case's record (%s): computed again", path, wrong)
         return None
     if ds.attrs["outcome"] == "ok" and required not in ds:
         return None
     return ds
 
 
-def is_complete(path: pathlib.Path, required: str = "max_distance_w0") -> bool:
-    """True if ``path`` holds a complete "ok" record: a resumed run skips it."""
-    r = read_case(path, required)
+def is_complete(
+    path: pathlib.Path, required: str = "max_distance_w0", identity: Mapping | None = None
+) -> bool:
+    """True if ``path`` holds this case's complete "ok" record: a resumed run skips it."""
+    r = read_case(path, required, identity)
     return r is not None and r.attrs["outcome"] == "ok"
 
 
 def collect(
-    paths: Mapping[K, pathlib.Path], required: str = "max_distance_w0"
+    paths: Mapping[K, pathlib.Path],
+    required: str = "max_distance_w0",
+    identities: Mapping[K, Mapping] | None = None,
 ) -> tuple[dict[K, xr.Dataset], dict[K, str]]:
     """Read every case once after a run: the "ok" records and the errors, by key."""
     records, errors = {}, {}
     for key, path in paths.items():
-        r = read_case(path, required)
+        r = read_case(path, required, (identities or {}).get(key))
         if r is None:
             errors[key] = "no valid result file after the run"
         elif r.attrs["outcome"] == "error":
@@ -220,6 +251,7 @@ def run_tasks(
         return
     as_completed = _distributed().as_completed
     client, ours = _client(scheduler)
+    interrupted = False
     try:
         futures = [
             client.submit(fn, *args, key=key, retries=RETRIES, pure=False)
@@ -229,9 +261,27 @@ def run_tasks(
             done += 1
             if progress:
                 progress(done, total)
+    except KeyboardInterrupt:
+        interrupted = True  # the cases written so far are kept; a re-run resumes
+        raise
     finally:
-        for owned in ours:
-            owned.close()
+        with _quiet_shutdown(interrupted):
+            for owned in ours:
+                owned.close()
+
+
+@contextlib.contextmanager
+def _quiet_shutdown(quiet: bool):
+    """After Ctrl-C, close the cluster without dask's shutdown warnings (workers killed
+    mid-case): the user asked for it, and the one line "interrupted" says so."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def sweep(
@@ -263,7 +313,8 @@ def sweep(
     overrides = {idx: {k: vary[k][i] for k, i in zip(keys, idx, strict=True)} for idx in grid}
     names = {idx: case_name(ov) for idx, ov in overrides.items()}
     paths = {idx: out / "cases" / f"{names[idx]}.nc" for idx in grid}
-    skipped = [idx for idx in grid if is_complete(paths[idx])]
+    identities = {idx: case_identity(scenario, ov) for idx, ov in overrides.items()}
+    skipped = [idx for idx in grid if is_complete(paths[idx], identity=identities[idx])]
     pending = [idx for idx in grid if idx not in skipped]
     run_tasks(
         [
@@ -275,7 +326,7 @@ def sweep(
         already=len(skipped),
         total=len(grid),
     )
-    records, failed = collect(paths)
+    records, failed = collect(paths, identities=identities)
     errors = {names[idx]: err for idx, err in failed.items()}
     gathered = None
     if records:
