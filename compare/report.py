@@ -249,7 +249,7 @@ def report(results: list[Result], out_dir) -> pathlib.Path:
                     wavetraj.save(ds, folder / f"{name}.nc")
             _atomic_write(folder / "scenario.json", json.dumps(r.scenario.to_dict(), indent=1))
         metrics = [r.metrics for r in results]
-        _atomic_write(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
+        _atomic_write(out / "metrics.json", metrics_json(metrics))
         keys = sorted({k for m in metrics for k in m})
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=keys)
@@ -258,6 +258,33 @@ def report(results: list[Result], out_dir) -> pathlib.Path:
         _atomic_write(out / "metrics.csv", buf.getvalue())
         _atomic_write(out / "report.html", render_html(results))
     return pathlib.Path(out_dir).absolute() / "report.html"
+
+
+def _strict(value):
+    """Metrics as strict JSON: a number that is not finite (a check that could not be
+    made) is null — NaN and Infinity are not JSON, and jq, browsers and most JSON
+    readers refuse them."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def metrics_json(metrics) -> str:
+    """``metrics.json``'s text: strict JSON, a non-finite number written as null."""
+    return json.dumps(_strict(metrics), indent=1, allow_nan=False, default=float)
+
+
+def read_metrics(path: pathlib.Path) -> list[dict]:
+    """``metrics.json`` as written by :func:`report`, null read back as NaN."""
+    return [{k: np.nan if v is None else v for k, v in m.items()} for m in _json_file(path)]
 
 
 def _json_file(path: pathlib.Path):
@@ -274,7 +301,7 @@ def rebuild(out_dir) -> pathlib.Path:
     files = read_manifest(out, rebuilt=("report.html",))["files"]
     if "metrics.json" not in files:
         raise WavetrajFileError(f"{str(out / MANIFEST)!r} lists no metrics.json: re-run")
-    metrics = _json_file(out / "metrics.json")
+    metrics = read_metrics(out / "metrics.json")
     results = []
     for m in metrics:
         name = m["scenario"]

@@ -105,6 +105,8 @@ def streamlines(
     x0 = np.atleast_1d(np.asarray(x0, dtype=float))
     if x0.ndim != 1 or not np.all(np.isfinite(x0)):
         raise ValueError(f"x0 must be a 1-D array of finite positions; got {x0!r}")
+    if x0.size == 0:
+        raise ValueError("x0 is empty: give at least one launch position [w0]")
     zf = field["z"].values
     if z_out is None:
         z_end = float(zf[-1]) if z_end is None else float(z_end)
