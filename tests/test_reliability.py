@@ -10,6 +10,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import raytrace as rt
 import wavefield as wf
@@ -164,6 +166,10 @@ def test_a_run_replaces_its_folder_whole_and_report_checks_it(tmp_path, capsys):
     }
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     capsys.readouterr()
+    (out / "gaussian" / "scenario.json").write_text("{ not json")
+    assert cli.main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gaussian/scenario.json' is not the file run" in err
     (out / "gaussian" / "rays.nc").unlink()
     assert cli.main(["report", str(out)]) == 2
     err = capsys.readouterr().err
@@ -253,6 +259,55 @@ def test_grid_for_names_a_bad_parameter(kwargs, message):
     args = {"wavelength": 0.5, "x_range": (-3, 3), "z_range": (0, 1), **kwargs}
     with pytest.raises(ValueError, match=message):
         wf.grid_for(**args)
+
+
+#: Inputs of every kind, with the finite positive ones kept where grids stay small.
+ANY_NUMBER = st.one_of(
+    st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0]),
+    st.floats(max_value=0.0, allow_nan=False),
+    st.floats(min_value=0.05, max_value=50.0),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(wavelength=ANY_NUMBER, ppw=st.one_of(st.none(), ANY_NUMBER))
+def test_grid_for_gives_valid_grids_or_names_the_parameter(wavelength, ppw):
+    try:
+        x, z = wf.grid_for(wavelength, (-1, 1), (0, 1), points_per_wavelength=ppw)
+    except ValueError as exc:
+        assert "wavelength" in str(exc) or "points_per_wavelength" in str(exc)
+        return
+    assert np.isfinite(wavelength) and wavelength > 0
+    for grid in (x, z):
+        assert grid.size >= 2 and np.all(np.isfinite(grid)) and np.all(np.diff(grid) > 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key=st.sampled_from(
+        [
+            "launch.span",
+            "launch.wavelength",
+            "launch.rays",
+            "run.z_end",
+            "run.steps",
+            "tolerance.max_distance",
+            "tolerance.judged",
+            "medium.a",
+        ]
+    ),
+    value=st.one_of(st.floats(), st.integers(-(10**6), 10**6)),
+)
+def test_numeric_overrides_are_valid_or_name_the_key(key, value):
+    text = repr(value) if not isinstance(value, float) or np.isfinite(value) else str(value)
+    try:
+        sc = scenarios.get("grin", {key: text})
+    except scenarios.ScenarioError as exc:
+        assert key in str(exc)
+        return
+    table, name = key.split(".")
+    accepted = getattr(getattr(sc, table), name)
+    assert np.isfinite(accepted) and accepted == pytest.approx(value)
 
 
 def test_solve_helmholtz_takes_k2_on_the_full_grid_and_float32_grids():
