@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -29,6 +33,8 @@ LAM = 0.1
 K = 2 * np.pi / LAM
 FREE = rt.Schrodinger(None, E=K**2 / 2)
 X0 = np.linspace(-3.0, 3.0, 24)
+#: Seconds a two-worker sweep may take to write its first case (about 5 here).
+SWEEP_START_TIMEOUT = 90
 
 
 def gauss(x):
@@ -357,3 +363,34 @@ def test_a_scenario_file_that_is_not_utf8_is_named(tmp_path, capsys):
     assert cli.main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "latin1.toml" in err and "UTF-8" in err
+
+
+def test_ctrl_c_during_a_sweep_is_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group (the workers too): one line, exit 130,
+    the cases written so far kept."""
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "compare.cli", "sweep", "bell", "--out", str(out)]
+    cmd += ["--vary", "launch.rays=40,48,56,64,72,80", "--vary", "run.steps=21"]
+
+    def own_group():  # as a terminal runs a job: its own group, SIGINT not ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.setpgrp()
+
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=own_group
+    )
+    try:
+        deadline = time.monotonic() + SWEEP_START_TIMEOUT
+        while not list(out.glob("cases/*.nc")) and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=SWEEP_START_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert err == "wavetraj: interrupted\n"
+    assert list(out.glob("cases/*.nc"))
