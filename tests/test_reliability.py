@@ -229,6 +229,9 @@ def test_a_solve_this_machine_cannot_hold_is_refused_first(tmp_path, monkeypatch
         wf.solve_helmholtz((2 * np.pi / 0.5) ** 2, x, z, np.exp(-(x**2)))
     with pytest.raises(InsufficientMemoryError, match="available"):
         rt.trace(FREE, X0, gauss, z_end=1.0, n_steps=5000)
+    for solver in (wf.angular_spectrum, wf.propagate_paraxial):
+        with pytest.raises(InsufficientMemoryError, match=r"\(z × x\) points needs about"):
+            solver(K**2 if solver is wf.propagate_paraxial else K, x, z, np.exp(-(x**2)))
     monkeypatch.setattr("wavetraj.resources.available_memory", lambda: 1)
     assert _run(tmp_path / "run") == 2 and not (tmp_path / "run").exists()
     err = capsys.readouterr().err

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from wavetraj.resources import check_memory
+
 #: FFT worker threads for the spectral solvers (the machines have 2 cores).
 FFT_WORKERS = 2
 #: Relative spread of grid steps tolerated as "uniform" (linspace round-off is ~1e-15).
@@ -45,6 +47,15 @@ def coordinate(values, name: str, *, uniform: bool = True, min_points: int = 3) 
             )
         arr = np.linspace(arr[0], arr[-1], arr.size)
     return arr
+
+
+def check_grid_memory(x: np.ndarray, z: np.ndarray, bytes_per_point: float, what: str) -> None:
+    """Refuse, before any work, a field on (z, x) this machine cannot hold."""
+    check_memory(
+        bytes_per_point * x.size * z.size,
+        f"{what} on {z.size} × {x.size} (z × x) points",
+        "fewer output planes z, a coarser x grid or a narrower window",
+    )
 
 
 def z_independent(K2: MediumLike) -> bool:

@@ -6,8 +6,12 @@ import numpy as np
 import scipy.fft
 import xarray as xr
 
-from wavefield._grid import FFT_WORKERS, coordinate, launch_row
+from wavefield._grid import FFT_WORKERS, check_grid_memory, coordinate, launch_row
 from wavetraj import field_dataset
+
+#: Peak memory per (z, x) point: measured 48 bytes (4096 × 2000 points: the complex
+#: propagator and envelope, K², the Dataset); 56 leaves room for xarray's copies.
+BYTES_PER_POINT = 56
 
 
 def envelope_phase(kx: np.ndarray, k0: float) -> np.ndarray:
@@ -57,6 +61,7 @@ def angular_spectrum(k0: float, x, z, u0) -> xr.Dataset:
         raise ValueError(f"k0 must be a positive wavenumber; got {k0!r}")
     x = coordinate(x, "x")
     z = coordinate(z, "z", uniform=False, min_points=2)
+    check_grid_memory(x, z, BYTES_PER_POINT, "the angular spectrum")
     u0 = launch_row(u0, x)
     kx = 2 * np.pi * scipy.fft.fftfreq(x.size, d=x[1] - x[0])
     spectrum = scipy.fft.fft(u0, workers=FFT_WORKERS)
