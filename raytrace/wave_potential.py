@@ -95,6 +95,12 @@ def _label_operators(n: int, acc: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     return d.matrix((n,)).tocsr(), (d**2).matrix((n,)).tocsr()
 
 
+def per_ray(a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A per-ray constant shaped to broadcast against ``like``: (n,) for one state,
+    (n, 1) for a batch of states stacked as columns (n, B) (the Jacobian's columns)."""
+    return a if like.ndim == 1 else a[:, None]
+
+
 def _ln_kz(Q, C, kx, K2):
     """ln kz = ½ ln K² + ½ ln(1 + (Q + C − kx²)/K²): no cancellation when Q ≪ K²."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -144,7 +150,7 @@ class Ensemble:
     def ln_R(self, x, m):
         """ℓ = ln R from flux conservation, relative to R0."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return 0.5 * (self.ln_rho0 - m - np.log(self.D1 @ x))
+            return 0.5 * (per_ray(self.ln_rho0, x) - m - np.log(self.D1 @ x))
 
     def Q_from_log(self, x, ell):
         """Q = ℓ_xx + ℓ_x² with ∂x = (1/x_s) ∂s."""
@@ -165,19 +171,20 @@ class Ensemble:
         return MAX_KZ_PASSES
 
     def ln_kz(self, x, kx, K2):
-        m = _ln_kz(0.0, self.C, kx, K2)
+        C = per_ray(self.C, x)
+        m = _ln_kz(0.0, C, kx, K2)
         for _ in range(self.kz_passes):
-            m = _ln_kz(self.Q_from_log(x, self.ln_R(x, m)), self.C, kx, K2)
+            m = _ln_kz(self.Q_from_log(x, self.ln_R(x, m)), C, kx, K2)
         return m
 
     def _force(self, x, m):
         """∂xQ at each ray from the quantum-stress energy (module docstring)."""
         xs, xss = self.D1 @ x, self.D2 @ x
-        ln_mu = self.ln_rho0 - m
-        A_ss = 0.5 * (self.ln_rho0_ss - self.D2 @ m)
+        ln_mu = per_ray(self.ln_rho0, x) - m
+        A_ss = 0.5 * (per_ray(self.ln_rho0_ss, x) - self.D2 @ m)
         dE_dxs = A_ss / xs**3 - xss**2 / xs**5
         dE_dxss = 0.5 * xss / xs**4
-        w = np.exp(ln_mu - ln_mu.max())  # μ up to a constant, kept away from underflow
+        w = np.exp(ln_mu - ln_mu.max(axis=0))  # μ up to a constant, away from underflow
         return -(self.D1T @ (w * dE_dxs) + self.D2T @ (w * dE_dxss)) / w
 
     def chain_force(self, x, m):
@@ -186,7 +193,8 @@ class Ensemble:
         return (self.D1 @ self.Q(x, m)) / (self.D1 @ x)
 
     def Qx(self, x, m):
-        return self._force(x, m) + self.correction * (self.xs_ref / (self.D1 @ x)) ** 3
+        ref = per_ray(self.xs_ref, x)
+        return self._force(x, m) + per_ray(self.correction, x) * (ref / (self.D1 @ x)) ** 3
 
     def Q(self, x, m):
         return self.Q_from_log(x, self.ln_R(x, m))
