@@ -226,19 +226,20 @@ class _Problem:
         self.x0, self.kx0, self.ln_R0, self.C = x0, kx0, ln_R0, C
 
     # Q, ∂xQ and ln kz at the active rays; subclasses fill in Q.
-    def potential(self, x, z, kx, K2, idx):  # pragma: no cover - overridden
+    def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):  # pragma: no cover
         raise NotImplementedError
 
-    def rhs(self, z, y, idx):
+    def rhs(self, z, y, idx, frozen=None):
         """dy/dz for y = (x, kx, t, σ) of the rays ``idx``; y may also be a batch of
-        states as columns, shape (4n, B) (the Jacobian's perturbed states)."""
+        states as columns, shape (4n, B) (the Jacobian's perturbed states, with the
+        ensemble's kz feedback ``frozen``)."""
         n = idx.size
         x, kx = y[:n], y[n : 2 * n]
         flat, zz = x.ravel(), np.full(x.size, z)
         K2 = self.dyn.K2(flat, zz).reshape(x.shape)
         gx = self.dyn.grad_K2(flat, zz)[0].reshape(x.shape)
         rate = np.broadcast_to(self.dyn.time_rate(flat, zz), flat.shape).reshape(x.shape)
-        _, Qx, kz = self.potential(x, z, kx, K2, idx)
+        _, Qx, kz = self.potential(x, z, kx, K2, idx, frozen=frozen)
         return np.concatenate([kx / kz, 0.5 * (gx + Qx) / kz, rate / kz, 1.0 / kz])
 
     def margins(self, z, y, idx) -> dict[str, np.ndarray]:
@@ -280,7 +281,7 @@ class _GeometricOptics(_Problem):
         K2 = self.dyn.K2(self.x0, np.full(self.x0.size, self.z0))
         self.kz0 = np.sqrt(K2 + self.C - self.kx0**2)
 
-    def potential(self, x, z, kx, K2, idx, need_force=True):
+    def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):
         zero = np.zeros_like(x)
         with np.errstate(invalid="ignore"):
             return zero, zero, np.sqrt(K2 + self.C[idx] - kx**2)
@@ -293,7 +294,7 @@ class _FromField(_Problem):
         self.field = field_potential  # R comes from the field, so no launch kz is kept
         super().__init__(dyn, x0, kx0, ln_R0, z0, C)
 
-    def potential(self, x, z, kx, K2, idx, need_force=True):
+    def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):
         Q, Qx = self.field(x, np.full(x.size, z))
         with np.errstate(invalid="ignore"):
             return Q, Qx, np.sqrt(K2 + Q + self.C[idx] - kx**2)
@@ -319,7 +320,6 @@ class _SelfConsistent(_Problem):
     def __init__(self, dyn, x0, kx0, ln_R0, z0, launch, accuracy):
         self.K2_launch = dyn.K2(x0, np.full(x0.size, z0))
         ens = Ensemble(x0, ln_R0, kx0, self.K2_launch, launch=launch, accuracy=accuracy)
-        _check_resolvable(x0, np.exp(ens.m0))
         super().__init__(dyn, x0, kx0, ln_R0, z0, ens.C)
         self.accuracy = accuracy
         self.kz0 = np.exp(ens.m0)
@@ -347,12 +347,18 @@ class _SelfConsistent(_Problem):
     def _ens(self, idx) -> Ensemble:
         return self._ensembles[int(idx[0]), idx.size]
 
-    def potential(self, x, z, kx, K2, idx, need_force=True):
+    def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):
         ens = self._ens(idx)
-        m = ens.ln_kz(x, kx, K2)
+        m = ens.ln_kz(x, kx, K2, frozen=frozen)
         Q = ens.Q(x, m)
         Qx = ens.Qx(x, m) if need_force else None
         return Q, Qx, np.exp(m)
+
+    def feedback(self, z, y, idx):
+        """The filtered kz feedback at state y (what the Jacobian holds fixed)."""
+        ens, n = self._ens(idx), idx.size
+        x, kx = y[:n], y[n : 2 * n]
+        return ens.feedback(x, kx, self.dyn.K2(x, np.full(n, z)))
 
     def margins(self, z, y, idx):
         n = idx.size
@@ -382,7 +388,8 @@ class _SelfConsistent(_Problem):
         half-bandwidth) costs a few single ones (measured in tests/benchmarks)."""
         rows, cols, colour, n_colours = self._colouring(idx)
         n2 = 2 * idx.size  # t and σ never enter the right-hand side: zero columns
-        f0 = self.rhs(z, y, idx)
+        frozen = self.feedback(z, y, idx)
+        f0 = self.rhs(z, y, idx, frozen=frozen)
         n = idx.size
         x = y[:n]
         gap = np.minimum(np.abs(np.gradient(x)), np.abs(np.gradient(self.x0[idx])))
@@ -391,7 +398,7 @@ class _SelfConsistent(_Problem):
         step = JAC_STEP * np.concatenate([gap, np.maximum(np.abs(y[n:n2]), 1.0)])
         Y = np.repeat(y[:, None], n_colours, axis=1)
         Y[np.arange(n2), colour] += step
-        F = self.rhs(z, Y, idx)
+        F = self.rhs(z, Y, idx, frozen=frozen)
         values = (F[rows, colour[cols]] - f0[rows]) / step[cols]
         m = y.size
         return sp.csc_matrix((values, (rows, cols)), shape=(m, m))
@@ -416,34 +423,6 @@ _NUM_JAC = False
 #: Relative finite-difference step of the ensemble's Jacobian (√ε: the truncation and
 #: round-off errors balance for a smooth right-hand side).
 JAC_STEP = float(np.sqrt(np.finfo(float).eps))
-
-#: Closest ray spacing the self-consistent ensemble accepts, as kz·Δx (Δx ≥ λ/4π): below
-#: it the kz fixed point stops contracting on label-scale modes (measured, issue 4).
-MIN_KZ_SPACING = 0.5
-
-
-def _check_resolvable(x0: np.ndarray, kz0: np.ndarray) -> None:
-    """Refuse a self-consistent launch whose rays are closer than kz·Δx = 1/2 (Δx < λ/4π).
-
-    The kz fixed point (Q depends on kz through the flux) multiplies the finest label mode
-    by ~λmax(D2)/(4 kz² Δx²) per pass (1.33/(kz Δx)² at accuracy 4, which predicts the
-    measured 136 for 512 rays over ±4 w0 at λ0/w0 = 1). With a few passes from round-off
-    it still works down to about kz·Δx = 1/2 (issue 4's measurement, where ``wavetraj
-    study`` keeps a further factor 2); below it the march fails. Until the ensemble solves
-    kz by Newton (issue 13), this is its limit.
-    """
-    gaps = np.gradient(x0)
-    kh = kz0 * gaps
-    if not np.all(kh >= MIN_KZ_SPACING):
-        i = int(np.nanargmin(kh))
-        need = MIN_KZ_SPACING / kz0[i]
-        most = int(np.floor((x0[-1] - x0[0]) / need)) + 1
-        raise ValueError(
-            f"x0: the launch rays are {gaps[i]:.3g} w0 apart near x0 = {x0[i]:.4g}, closer "
-            f"than the self-consistent ensemble resolves there (spacing >= λ/4π = "
-            f"{need:.3g} w0, i.e. kz·Δx >= {MIN_KZ_SPACING}): launch at most {most} rays "
-            "over this span, or trace the rays in a field (wave_potential=field Dataset)"
-        )
 
 
 def launch_points(n: int = DEFAULT_RAYS, span: float = DEFAULT_SPAN) -> np.ndarray:

@@ -155,6 +155,12 @@ def test_lens_waist_matches_kogelnik_where_geometric_optics_gives_a_point():
     assert abs(geo["x"].values[one, -1]) < 0.01 * w_min
 
 
+#: The ensemble low-pass filters the feedback of kz on Q (raytrace.wave_potential), so
+#: k² = K² + Q + C holds up to the filtered-away part: measured 5e-7 of max|Q| (at the
+#: ensemble's edge, where the filter flattens the feedback) at λ0/w0 = 1e-2 over 0.3 z_R.
+FILTERED_CONSTRAINT = 2e-6
+
+
 def test_seed_launch_convention_keeps_k_equal_K_at_launch():
     lam = 1e-2
     d = rt.Schrodinger.for_wavelength(lam)
@@ -164,8 +170,11 @@ def test_seed_launch_convention_keeps_k_equal_K_at_launch():
     np.testing.assert_allclose(k0, K, rtol=1e-12)
     assert rays.attrs["launch"] == "seed"
     res = rays["dispersion_residual"].values
-    # k² − K² − Q = −Q(launch) is carried along each ray
-    np.testing.assert_allclose(res, -rays["Q"].values[:, :1] * np.ones_like(res), atol=1e-6)
+    # k² − K² − Q = −Q(launch) is carried along each ray, up to the part of the kz
+    # feedback the ensemble filters away (FILTERED_CONSTRAINT)
+    Q0 = rays["Q"].values[:, :1]
+    atol = FILTERED_CONSTRAINT * np.abs(Q0).max()
+    np.testing.assert_allclose(res, -Q0 * np.ones_like(res), atol=atol)
 
 
 # ----------------------------------------------------------------- Klein–Gordon
@@ -302,29 +311,61 @@ def test_bad_input_names_the_parameter():
 #: step of √ε times the ray gap leave ~1e-5 of the largest entry of a row (measured 1e-5
 #: in the kx rows, 3e-8 in the x rows).
 JACOBIAN_TOLERANCE = 1e-4
+#: Largest Newton contraction factor ρ((I − hJ)⁻¹ h (J_full − J)) accepted for the
+#: coloured Jacobian J, which holds the filtered kz feedback fixed, at a step h = 10 w0
+#: (longer than the march takes at λ0/w0 >= 0.3): measured 0.02–0.08; Radau's simplified
+#: Newton fails above ~0.5.
+NEWTON_CONTRACTION = 0.2
 
 
-@pytest.mark.parametrize("lam", [1e-4, 1e-2])
-def test_coloured_ensemble_jacobian_matches_dense_differences(lam):
+def _ensemble_state(lam, n=48):
     from raytrace import tracer
 
-    n = 48
     x0 = np.linspace(-3, 3, n)
     d = rt.Schrodinger.for_wavelength(lam)
     problem = tracer._SelfConsistent(d, x0, np.zeros(n), -(x0**2), 0.0, "dispersion", 4)
-    rays = np.arange(n)
     z = 0.5 * np.pi / lam  # half a Rayleigh length: a front that is not the launch
     y = np.concatenate([x0 * 1.1 + 1e-3 * np.sin(7 * x0), 0.3 * x0, np.zeros(2 * n)])
-    J = problem.jacobian(z, y, rays).toarray()[: 2 * n, : 2 * n]
-    dense = np.zeros_like(J)
+    return problem, np.arange(n), z, y
+
+
+def _dense_jacobian(problem, rays, z, y, **frozen):
+    n = rays.size
+    dense = np.zeros((2 * n, 2 * n))
+    gap = np.diff(problem.x0)[0]
     for j in range(2 * n):
-        h = 1e-6 * max(abs(y[j]), 1.0) * (np.diff(x0)[0] if j < n else 1.0)
+        h = 1e-6 * max(abs(y[j]), 1.0) * (gap if j < n else 1.0)
         up, down = y.copy(), y.copy()
         up[j] += h
         down[j] -= h
-        dense[:, j] = (problem.rhs(z, up, rays) - problem.rhs(z, down, rays))[: 2 * n] / (2 * h)
+        diff = problem.rhs(z, up, rays, **frozen) - problem.rhs(z, down, rays, **frozen)
+        dense[:, j] = diff[: 2 * n] / (2 * h)
+    return dense
+
+
+@pytest.mark.parametrize("lam", [1e-4, 1e-2, 1.0])
+def test_coloured_ensemble_jacobian_matches_dense_differences(lam):
+    """The colouring is exact: the coloured Jacobian is the dense one of the system with
+    the kz feedback held fixed."""
+    problem, rays, z, y = _ensemble_state(lam)
+    n = rays.size
+    J = problem.jacobian(z, y, rays).toarray()[: 2 * n, : 2 * n]
+    dense = _dense_jacobian(problem, rays, z, y, frozen=problem.feedback(z, y, rays))
     scale = np.abs(dense).max(axis=1, keepdims=True)
     assert np.max(np.abs(J - dense) / scale) < JACOBIAN_TOLERANCE
+
+
+@pytest.mark.parametrize("lam", [0.3, 1.0])
+def test_jacobian_without_the_kz_feedback_still_converges_newton(lam):
+    """What the coloured Jacobian leaves out (the filtered kz feedback's own dependence
+    on the state) is small enough for Radau's Newton iteration at long steps."""
+    problem, rays, z, y = _ensemble_state(lam)
+    n = rays.size
+    J = problem.jacobian(z, y, rays).toarray()[: 2 * n, : 2 * n]
+    full = _dense_jacobian(problem, rays, z, y)
+    h = 10.0 / 3.64  # Radau IIA's real eigenvalue: the LU is of I/(hγ) − J, γ = 1/3.64
+    error = np.linalg.solve(np.eye(2 * n) - h * J, h * (full - J))
+    assert np.max(np.abs(np.linalg.eigvals(error))) < NEWTON_CONTRACTION
 
 
 def test_self_consistent_time_table_is_the_quadrature_of_its_kz():
