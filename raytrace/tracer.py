@@ -37,7 +37,13 @@ from findiff import Diff
 from scipy.integrate import solve_ivp
 
 from raytrace.dynamics import KleinGordon, _Dynamics
-from raytrace.wave_potential import DEFAULT_ACCURACY, MIN_RAYS, Ensemble, FieldPotential
+from raytrace.wave_potential import (
+    DEFAULT_ACCURACY,
+    FORBIDDEN_MARGIN,
+    MIN_RAYS,
+    Ensemble,
+    FieldPotential,
+)
 from wavetraj import ray_dataset
 from wavetraj.resources import check_memory
 from wavetraj.schema import RAY_VARIABLES, validate_field
@@ -217,13 +223,21 @@ def _check_x0(x0, mode: str) -> np.ndarray:
 
 
 class _Problem:
-    """Right-hand side, stop margins and diagnostics of one mode, on the active rays."""
+    """Right-hand side, stop margins and diagnostics of one mode, on the active rays.
 
+    Every problem is built the same way, ``cls(dyn, x0, kx0, ln_R0, z0, launch=...,
+    accuracy=..., field=...)``, and sets the attributes declared here: ``C`` the
+    constant k² − K² − Q of each ray (from the launch convention) and ``kz0`` the launch
+    kz."""
+
+    label: str
     coupled = False
+    C: np.ndarray
+    kz0: np.ndarray
 
-    def __init__(self, dyn: _Dynamics, x0, kx0, ln_R0, z0, C):
+    def __init__(self, dyn: _Dynamics, x0, kx0, ln_R0, z0, *, launch, accuracy, field):
         self.dyn, self.z0 = dyn, z0
-        self.x0, self.kx0, self.ln_R0, self.C = x0, kx0, ln_R0, C
+        self.x0, self.kx0, self.ln_R0 = x0, kx0, ln_R0
 
     # Q, ∂xQ and ln kz at the active rays; subclasses fill in Q.
     def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):  # pragma: no cover
@@ -248,7 +262,7 @@ class _Problem:
         K2 = self.dyn.K2(x, np.full(n, z))
         Q, _, _ = self.potential(x, z, kx, K2, idx, need_force=False)
         with np.errstate(invalid="ignore", divide="ignore"):
-            forbidden = (K2 + Q + self.C[idx] - kx**2) / np.abs(K2) - 1e-8
+            forbidden = (K2 + Q + self.C[idx] - kx**2) / np.abs(K2) - FORBIDDEN_MARGIN
         return {"forbidden": np.nan_to_num(forbidden, nan=-1.0)}
 
     def observe(self, z, y, idx):
@@ -276,8 +290,9 @@ class _Problem:
 class _GeometricOptics(_Problem):
     label = "none"
 
-    def __init__(self, *args):
-        super().__init__(*args)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.C = np.zeros_like(self.x0)  # Q = 0: both launch conventions give |k| = K
         K2 = self.dyn.K2(self.x0, np.full(self.x0.size, self.z0))
         self.kz0 = np.sqrt(K2 + self.C - self.kx0**2)
 
@@ -290,9 +305,13 @@ class _GeometricOptics(_Problem):
 class _FromField(_Problem):
     label = "field"
 
-    def __init__(self, dyn, x0, kx0, ln_R0, z0, C, field_potential: FieldPotential):
-        self.field = field_potential  # R comes from the field, so no launch kz is kept
-        super().__init__(dyn, x0, kx0, ln_R0, z0, C)
+    def __init__(self, dyn, x0, kx0, ln_R0, z0, *, launch, accuracy, field: FieldPotential):
+        super().__init__(dyn, x0, kx0, ln_R0, z0, launch=launch, accuracy=accuracy, field=field)
+        self.field = field  # R comes from the field
+        Q0, _ = field(x0, np.full(x0.size, z0))
+        self.C = -Q0 if launch == "seed" else np.zeros_like(x0)
+        with np.errstate(invalid="ignore"):
+            self.kz0 = np.sqrt(dyn.K2(x0, np.full(x0.size, z0)) + Q0 + self.C - kx0**2)
 
     def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):
         Q, Qx = self.field(x, np.full(x.size, z))
@@ -317,10 +336,11 @@ class _SelfConsistent(_Problem):
     label = "self-consistent"
     coupled = True
 
-    def __init__(self, dyn, x0, kx0, ln_R0, z0, launch, accuracy):
+    def __init__(self, dyn, x0, kx0, ln_R0, z0, *, launch, accuracy, field=None):
+        super().__init__(dyn, x0, kx0, ln_R0, z0, launch=launch, accuracy=accuracy, field=field)
         self.K2_launch = dyn.K2(x0, np.full(x0.size, z0))
         ens = Ensemble(x0, ln_R0, kx0, self.K2_launch, launch=launch, accuracy=accuracy)
-        super().__init__(dyn, x0, kx0, ln_R0, z0, ens.C)
+        self.C = ens.C
         self.accuracy = accuracy
         self.kz0 = np.exp(ens.m0)
         self._ensembles = {(0, x0.size): ens}
@@ -417,6 +437,13 @@ class _SelfConsistent(_Problem):
             self._colourings[key] = (rows, cols, colour, 2 * period)
         return self._colourings[key]
 
+
+#: The problem of each mode of ``trace``.
+PROBLEMS: dict[str, type[_Problem]] = {
+    "none": _GeometricOptics,
+    "field": _FromField,
+    "self-consistent": _SelfConsistent,
+}
 
 _NUM_JAC = False
 
@@ -571,41 +598,44 @@ def trace(
                 f"z_end = {planes[-1]!r} is beyond the field's last plane z = {zmax!r}: "
                 "trace to at most the field's extent or compute a longer field"
             )
-        Q0, _ = field_potential(x0, np.full(x0.size, z0))
-    if mode == "self-consistent":
-        problem = _SelfConsistent(dynamics, x0, kx0, ln_R0, z0, launch, accuracy)
-    else:
-        if mode == "field":
-            C = -Q0 if launch == "seed" else np.zeros_like(x0)
-            problem = _FromField(dynamics, x0, kx0, ln_R0, z0, C, field_potential)
-        else:
-            problem = _GeometricOptics(dynamics, x0, kx0, ln_R0, z0, np.zeros_like(x0))
-            if x0.size == 1:
-                log.warning(
-                    "one geometric-optics ray forms no ray tube: its trajectory is traced, "
-                    "R and flux_residual are NaN (launch >= 2 rays for the amplitude)"
-                )
-    out, status, stop, notes = _march(problem, x0, kx0, planes, integrator)
+    if mode == "none" and x0.size == 1:
+        log.warning(
+            "one geometric-optics ray forms no ray tube: its trajectory is traced, "
+            "R and flux_residual are NaN (launch >= 2 rays for the amplitude)"
+        )
+    problem = PROBLEMS[mode](
+        dynamics, x0, kx0, ln_R0, z0, launch=launch, accuracy=accuracy, field=field_potential
+    )
+    march = _march(problem, x0, kx0, planes, integrator)
     ds = _dataset(
         problem,
-        dynamics,
-        mode,
-        launch,
-        x0,
-        planes,
-        out,
-        status,
-        stop,
-        R0,
-        phi0,
-        accuracy,
-        integrator,
+        march,
+        dynamics=dynamics,
+        mode=mode,
+        launch=launch,
+        planes=planes,
+        R0=R0,
+        phi0=phi0,
+        accuracy=accuracy,
+        integrator=integrator,
     )
-    ds.attrs["march_notes"] = " | ".join(notes)
+    ds.attrs["march_notes"] = " | ".join(march.notes)
     return ds
 
 
-def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
+@dataclasses.dataclass
+class _March:
+    """What a march produced: per-ray arrays on the output planes (``out``: x, kx, t,
+    sigma, kz, R, Q, each (ray, plane), NaN where a ray had stopped), each ray's status
+    and stop place (x, z), and notes for ``attrs["march_notes"]``."""
+
+    out: dict[str, np.ndarray]
+    status: np.ndarray
+    stop: np.ndarray
+    notes: list[str]
+
+
+def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
     """Integrate groups of rays; on a stop event, stop the ray that met it and continue
     with the rest (independent rays), or with each side as its own ensemble (coupled)."""
     n, n_out = x0.size, planes.size
@@ -680,7 +710,7 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator):
                 continue
             queue.append((ii[part], z, sub))
     log.info("march: %d right-hand-side evaluations for %d rays", progress.calls, n)
-    return out, status, stop, progress.notes
+    return _March(out, status, stop, progress.notes)
 
 
 def _first_stop(margins: dict[str, np.ndarray], force: bool = False):
@@ -774,7 +804,22 @@ def _quadratures(problem, ii, z0, ts0, sol, integ: Integrator) -> None:
         sol.y_events[0] = np.hstack([sol.y_events[0], tail])
 
 
-def _dataset(problem, dyn, mode, launch, x0, planes, out, status, stop, R0, phi0, acc, integ):
+def _dataset(
+    problem: _Problem,
+    march: _March,
+    *,
+    dynamics: _Dynamics,
+    mode: str,
+    launch: str,
+    planes: np.ndarray,
+    R0,
+    phi0,
+    accuracy: int,
+    integrator: Integrator,
+) -> xr.Dataset:
+    """The ray Dataset of a finished march (schema: ``wavetraj.ray_dataset``)."""
+    out, status, stop = march.out, march.status, march.stop
+    dyn, acc, integ, x0 = dynamics, accuracy, integrator, problem.x0
     n = x0.size
     K2 = dyn.K2(out["x"], np.broadcast_to(planes, out["x"].shape))
     k2 = out["kx"] ** 2 + out["kz"] ** 2

@@ -170,7 +170,10 @@ class Ensemble:
             self.C = -Q0  # k² − K² − Q = −Q(launch) along each ray: |k| = K at launch
         else:
             self.C = np.zeros(n)
-        self.m0 = _ln_kz(Q0, self.C, kx0, K2_launch)
+        # the launch kz: at the launch the flux gives R0 whatever kz is, so Q = Q0 and the
+        # filtered fixed point (:meth:`ln_kz`) is one pass
+        m_geo = self.geometric_ln_kz(kx0, K2_launch)
+        self.m0 = m_geo + self.smooth(x0, _ln_kz(Q0, self.C, kx0, K2_launch) - m_geo, m_geo)
         xs0 = self.D1 @ x0
         self.ln_rho0 = 2 * ln_R0 + self.m0 + np.log(xs0)
         self.ln_rho0_ss = self.D2 @ self.ln_rho0

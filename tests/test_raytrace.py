@@ -323,7 +323,9 @@ def _ensemble_state(lam, n=48):
 
     x0 = np.linspace(-3, 3, n)
     d = rt.Schrodinger.for_wavelength(lam)
-    problem = tracer._SelfConsistent(d, x0, np.zeros(n), -(x0**2), 0.0, "dispersion", 4)
+    problem = tracer._SelfConsistent(
+        d, x0, np.zeros(n), -(x0**2), 0.0, launch="dispersion", accuracy=4
+    )
     z = 0.5 * np.pi / lam  # half a Rayleigh length: a front that is not the launch
     y = np.concatenate([x0 * 1.1 + 1e-3 * np.sin(7 * x0), 0.3 * x0, np.zeros(2 * n)])
     return problem, np.arange(n), z, y
@@ -380,3 +382,104 @@ def test_self_consistent_time_table_is_the_quadrature_of_its_kz():
     np.testing.assert_allclose(rays["sigma"].values[:, -1], simpson, rtol=1e-7)
     np.testing.assert_allclose(rays["t"].values, rays["sigma"].values, rtol=1e-12)
     assert set(rays["status"].values.astype(str)) == {"ok"}
+
+
+# --- the ensemble across ray counts and wavelengths (issue 13) ----------------------------
+
+#: (rays over ±4 w0, λ0/w0) carried to 2 z_R with every ray "ok". The default run takes
+#: one case per regime: rays far coarser than λ0/2π, near it, and 5–40× finer (where the
+#: unfiltered kz fixed point diverged and launches were refused); the slow grid the rest.
+#: Coarser launches (16–32 rays over ±4 w0 at λ0/w0 >= 0.1) still stall: issue 13.
+STABLE_FAST = [(64, 0.1), (256, 0.3), (256, 1.0), (1000, 0.5)]
+STABLE_SLOW = [
+    (n, lam)
+    for n in (64, 256, 1000, 4000)
+    for lam in (1e-4, 1e-2, 0.1, 0.3, 0.5, 1.0)
+    if (n, lam) not in STABLE_FAST
+]
+
+
+def _completes(n, lam):
+    zR = np.pi / lam
+    d = rt.Schrodinger.for_wavelength(lam)
+    rays = rt.trace(d, np.linspace(-4, 4, n), gaussian, z_end=2 * zR, n_steps=11)
+    assert set(rays["status"].values.astype(str)) == {"ok"}, rays.attrs["march_notes"]
+    assert np.all(np.isfinite(rays["x"].values))
+    # the filtered feedback leaves k² = K² + Q up to what the filter takes out
+    core = np.abs(rays["x0"].values) <= 2
+    residual = np.abs(rays["dispersion_residual"].values[core]).max()
+    assert residual < FEEDBACK_RESIDUAL[lam] * (2 * np.pi / lam) ** 2
+
+
+#: |k² − K² − Q| / K² on the core rays (|x0| <= 2 w0) over 2 z_R: the part of the kz
+#: feedback the filter (ε = 2.5/kz) takes out. Measured 3e-11 (λ0/w0 = 0.1), 2e-7 (0.3),
+#: 1.6e-5 (0.5) and 6.2e-2 (1: the filter reaches the beam's own scales there); this
+#: bounds it at ~3× the measurement. Beyond the core it grows (0.5 at the ±4 w0 edge,
+#: λ0/w0 = 1), where the filter flattens the feedback.
+FEEDBACK_RESIDUAL = {1e-4: 1e-9, 1e-2: 1e-9, 0.1: 1e-9, 0.3: 1e-6, 0.5: 1e-4, 1.0: 0.2}
+
+
+@pytest.mark.parametrize(("n", "lam"), STABLE_FAST)
+def test_ensemble_completes_at_any_ray_spacing(n, lam):
+    _completes(n, lam)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n", "lam"), STABLE_SLOW)
+def test_ensemble_completes_at_any_ray_spacing_full_grid(n, lam):
+    _completes(n, lam)
+
+
+#: Largest ratio of the self-consistent rays' median distance to the exact (angular
+#: spectrum) streamlines over the paraxial expectation's (the paraxial field's own
+#: streamlines): what is left is the transverse Wave Potential (issue 15). Measured 1.37
+#: at λ0/w0 = 0.3 and 1.17 at 1 (256 rays over ±4 w0, to 1 z_R); issue 13 asks <= 3.
+PARAXIAL_RATIO = 1.6
+
+
+@pytest.mark.parametrize("lam", [0.3, 1.0])
+def test_fine_ensemble_is_as_close_to_exact_streamlines_as_paraxial_theory(lam):
+    import wavefield as wf
+    from compare.streamlines import streamlines
+
+    k, zR = 2 * np.pi / lam, np.pi / lam
+    planes = np.linspace(0, zR, 11)
+    x = np.linspace(-8.5, 8.5, 4096)
+    x0 = np.linspace(-4, 4, 256)
+    core = np.flatnonzero(np.abs(x0) <= 2)[::8]  # R0 >= e^-4 of the peak
+    exact = streamlines(wf.angular_spectrum(k, x, planes, gaussian(x)), x0[core], z_out=planes)
+    paraxial_field = wf.propagate_paraxial(k**2, x, planes, gaussian(x), k_ref=k)
+    paraxial = streamlines(paraxial_field, x0[core], z_out=planes)
+    rays = rt.trace(rt.Schrodinger.for_wavelength(lam), x0, gaussian, z_out=planes)
+    assert set(rays["status"].values.astype(str)) == {"ok"}
+    ray_d = np.abs(rays["x"].values[core] - exact["x"].values).max(axis=1)
+    par_d = np.abs(paraxial["x"].values - exact["x"].values).max(axis=1)
+    assert np.median(ray_d) <= PARAXIAL_RATIO * np.median(par_d)
+
+
+#: The GRIN eigenmode's rays are straight; the ensemble keeps them so to round-off
+#: (measured 1e-13 w0). Its Q = 4x² − 2 is a polynomial the stencils differentiate exactly
+#: and the launch calibration makes the force exact, so this is a check of the medium and
+#: kz terms, not of the method's accuracy (the launches above are that).
+EIGENMODE_TOL = 1e-9
+
+
+@pytest.mark.parametrize("lam", [1e-2, 0.3, 1.0])
+def test_grin_eigenmode_rays_stay_straight(lam):
+    """K² = k²(1 − x²/a²), α = k/a = 2: u = e^{−x²} e^{iβz} with β² = k² − α is exact and
+    K² + ∇²R/R = β² everywhere, so every ray keeps x = x0."""
+    k = 2 * np.pi / lam
+    rays = rt.trace(grin(k, k / 2.0), np.linspace(-3, 3, 128), gaussian, z_end=np.pi / lam)
+    assert set(rays["status"].values.astype(str)) == {"ok"}
+    drift = np.abs(rays["x"].values - rays["x0"].values[:, None]).max()
+    assert drift < EIGENMODE_TOL
+    core = np.abs(rays["x0"].values) <= 2
+    kz_error = np.abs(rays["kz"].values[core] / np.sqrt(k**2 - 2.0) - 1).max()
+    assert kz_error < EIGENMODE_KZ[lam]
+
+
+#: The eigenmode's exact kz is β0 on every ray; the ensemble's differs by the filtered-
+#: away kz feedback (ln kz_geo = ½ ln K² varies across the GRIN medium, the feedback
+#: cancels it): measured on the core rays 9e-16 (λ0/w0 = 1e-2), 8e-6 (0.3) and 6.1e-2
+#: (1: the filter's cost at λ0 ~ w0, open in issue 13), bounded here at ~2×.
+EIGENMODE_KZ = {1e-2: 1e-12, 0.3: 2e-5, 1.0: 0.12}

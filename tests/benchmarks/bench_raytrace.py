@@ -1,8 +1,8 @@
 """Benchmark of the self-consistent ensemble, as ratios to baselines measured in the same
 run (the machines are noisy).
 
-Run:  python tests/benchmarks/bench_raytrace.py [--rays 250,500,1000,2000,4000]
-      [--wavelengths 1e-4,1e-3,1e-2,0.1,0.3] [--before 2000] [--repeat 1]
+Run:  python tests/benchmarks/bench_raytrace.py [--rays 250,500,1000,2000,4000,8000]
+      [--wavelengths 1e-4,1e-3,1e-2,0.1,0.3,0.5,1] [--before 2000] [--repeat 1]
 
 Gaussian launch over ±4 w0 to 2 Rayleigh lengths (z_R = π w0²/λ0), 21 output planes.
 Two tables:
@@ -69,8 +69,8 @@ def status(rays) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rays", default="250,500,1000,2000,4000")
-    parser.add_argument("--wavelengths", default="1e-4,1e-3,1e-2,0.1,0.3")
+    parser.add_argument("--rays", default="250,500,1000,2000,4000,8000")
+    parser.add_argument("--wavelengths", default="1e-4,1e-3,1e-2,0.1,0.3,0.5,1")
     parser.add_argument("--before", type=int, default=2000, help="largest count for the old method")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
