@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
 
 import wavetraj
 from compare.run import Result, heavy_indices
@@ -24,6 +25,9 @@ from wavetraj.storage import WavetrajFileError, atomic_path, read_verified, writ
 
 DATASETS = ("field", "rays", "lines", "agreement", "geometric")
 FIGURE_DPI = 90
+#: The pattern's intensity map is |u|²/max per plane on a log scale down to this: the
+#: bell's far-field fringes sit at 1e-4–1e-2 of the main lobe, their zeros show white.
+PATTERN_FLOOR = 1e-6
 
 
 def _atomic_write(path: pathlib.Path, text: str) -> None:
@@ -48,12 +52,17 @@ def figure_pattern(r: Result) -> str:
     """Trajectory pattern like the seed's figures: rays over the intensity map."""
     f, rays = r.field, r.rays
     I = np.abs(f["envelope"].values) ** 2
+    # each plane scaled to its own peak, on a log scale: a spreading beam stays visible to
+    # z_end and its weak fringes (the bell's far field) show beside the main lobe
+    I = I / np.maximum(I.max(axis=1, keepdims=True), np.finfo(float).tiny)
+    I = np.clip(I, PATTERN_FLOOR, 1.0)
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.imshow(
         I.T,
         origin="lower",
         aspect="auto",
         cmap="Greys",
+        norm=LogNorm(vmin=PATTERN_FLOOR, vmax=1.0),
         extent=(f.z.values[0], f.z.values[-1], f.x.values[0], f.x.values[-1]),
     )
     thin = range(0, rays.sizes["ray"], max(1, rays.sizes["ray"] // 40))  # let |u|² show
@@ -78,7 +87,7 @@ def figure_pattern(r: Result) -> str:
     ax.set_xlabel("z / w0")
     ax.set_ylabel("x / w0")
     ax.set_title(
-        f"{r.scenario.name}: rays over |u|² (heavy: x0 ≈ ±w0"
+        f"{r.scenario.name}: rays over log |u|² per plane (heavy: x0 ≈ ±w0"
         + (", dashed: geometric optics)" if r.geometric is not None else ")")
     )
     return _png(fig)
@@ -100,8 +109,13 @@ def figure_profiles(r: Result) -> str:
             color="tab:blue",
             label="rays",
         )
-        ax.set_title(f"R² at the {label}")
+        ax.set_title(f"R² at the {label}" + (" (log: fringes and zeros)" if j else ""))
         ax.set_xlabel("x / w0")
+        if j:  # diffraction fringes sit orders of magnitude below the main lobe
+            ax.set_yscale("log")
+            peak = float(np.max(R**2))
+            if peak > 0:
+                ax.set_ylim(PATTERN_FLOOR * peak, 2 * peak)
         xs = np.abs(rays["x"].values[:, jr])
         span = np.max(xs[np.isfinite(xs)], initial=0.0) * 1.3  # no ray there: no limits
         if span > 0:

@@ -56,6 +56,7 @@ RAY_STATUSES = (
     "nonfinite",  # NaN/inf met at a step boundary
     "crossed",  # crossed a neighbouring ray (caustic): ray-tube flux is undefined
     "ensemble",  # stopped with its self-consistent ensemble when a neighbour stopped
+    "dark",  # a self-consistent edge ray too dark (R < 1e-6 of the peak) to resolve
 )
 
 #: Arrays up to this many elements are stored in full in the JSON parameters attr;
