@@ -39,11 +39,17 @@ tails of a coarse launch the force is far off (measured: 30 % one w0 inside the 
 lacks the pressure of the tail beyond it). The chain-rule force Q_s/x_s is accurate (exact
 for a Gaussian) but not stable. So the difference, chain minus variational, is measured
 on every ray at launch (and at each restart of a sub-ensemble) and carried along as a
-frozen correction scaled as x_s⁻³, the scaling of the stress term μA_ss/x_s³. For a
-self-similar beam (Gaussian, GRIN lens) this is exact at any ray count; otherwise the
-error is the change of the variational form's discretisation error since launch, which
-falls at 4th order in the ray count (measured on a bell launch). Being frozen, it does
-not change the linearisation.
+frozen correction scaled as σ⁻³, σ the beam's flux-weighted RMS width relative to launch
+(the scaling of the stress term μA_ss/x_s³ when all tubes widen alike;
+:meth:`Ensemble.stretch` says why not per ray). For a self-similar beam (Gaussian, GRIN
+lens) this is exact at any ray count; otherwise the error is the change of the
+variational form's discretisation error since launch, which falls at 4th order in the
+ray count (measured on a bell launch). Being frozen, it barely changes the linearisation.
+
+The calibration is what keeps the ensemble's accuracy where no calibration can be exact,
+measured on the bell exp(−x⁴) over ±2 w0 to 0.5 z_R: without it (the variational force
+alone) 3 of 4 launches (64–512 rays) stall at λ0/w0 = 1e-2 and 2 of 4 at 0.1; with it all
+complete, with the core's median distance to the exact streamlines 8e-5–1.3e-4 w0.
 
 The stiff part of the coupling (a fourth derivative: unresolved label-scale modes
 oscillate at ω ~ q²/2k) is integrated with SciPy's L-stable implicit Radau IIA method with
@@ -123,6 +129,9 @@ CROSSING_FRACTION = 1e-2
 #: A front is unresolved ("node") where neighbouring gaps differ by more than this factor:
 #: R → 0 between two rays pushes them apart faster than the stencils can follow.
 NODE_GAP_RATIO = 4.0
+#: Half-width, in rays, of the neighbourhood whose widening scales the calibration's
+#: correction (:meth:`Ensemble.stretch`).
+STRETCH_BASELINE = 8
 #: A ray is at a turning point when (K² + Q + C − kx²)/K² falls below this.
 FORBIDDEN_MARGIN = 1e-8
 
@@ -157,12 +166,23 @@ class Ensemble:
     K2_launch : K² at the launch points.
     launch : "dispersion" (k² = K² + Q at launch) or "seed" (|k| = K, seed eq. 5.4).
     accuracy : findiff accuracy of the label stencils.
+    ln_R0_s : optional (∂s ln R0, ∂s² ln R0), the launch amplitude's label derivatives
+        from the launch profile itself (:meth:`Q_from_log`: why).
     """
 
-    def __init__(self, x0, ln_R0, kx0, K2_launch, *, launch: str, accuracy: int, C=None):
+    def __init__(
+        self, x0, ln_R0, kx0, K2_launch, *, launch: str, accuracy: int, C=None, ln_R0_s=None
+    ):
         self.n = n = x0.size
         self.D1, self.D2 = _label_operators(n, accuracy)
         self.D1T, self.D2T = self.D1.T.tocsr(), self.D2.T.tocsr()
+        # ℓ = ln R0 + (smooth in s): where ln R0 itself is not resolved by the rays (near a
+        # node, ln R0 ~ ln|x − xn|), its stencil error is replaced by exact derivatives
+        if ln_R0_s is None:
+            self.fix_s = self.fix_ss = np.zeros(n)
+        else:
+            self.fix_s = np.asarray(ln_R0_s[0]) - self.D1 @ ln_R0
+            self.fix_ss = np.asarray(ln_R0_s[1]) - self.D2 @ ln_R0
         Q0 = self.Q_from_log(x0, ln_R0)
         if C is not None:  # a sub-ensemble keeps its rays' constants of motion
             self.C = np.asarray(C, float)
@@ -176,17 +196,38 @@ class Ensemble:
         self.m0 = m_geo + self.smooth(x0, _ln_kz(Q0, self.C, kx0, K2_launch) - m_geo, m_geo)
         xs0 = self.D1 @ x0
         self.ln_rho0 = 2 * ln_R0 + self.m0 + np.log(xs0)
-        self.ln_rho0_ss = self.D2 @ self.ln_rho0
+        self.ln_rho0_ss = self.D2 @ self.ln_rho0 + 2 * self.fix_ss
         self.gap0 = np.diff(x0)
         self.kz_passes = self._count_passes(x0, kx0, K2_launch)
         self.calibrate(x0, kx0, K2_launch)
 
     def calibrate(self, x, kx, K2) -> None:
         """Measure the variational force's consistency error at this state (module
-        docstring); it is carried along scaled as x_s⁻³, exact for self-similar beams."""
+        docstring); it is carried along scaled as σ⁻³ (:meth:`stretch`), exact for
+        self-similar beams."""
         m = self.ln_kz(x, kx, K2)
         self.correction = self.chain_force(x, m) - self._force(x, m)
-        self.xs_ref = self.D1 @ x
+        n = self.n
+        k = min(STRETCH_BASELINE, n - 1)
+        self._lo = np.clip(np.arange(n) - k, 0, n - 1 - 2 * k if n > 2 * k else 0)
+        self._hi = np.minimum(self._lo + 2 * k, n - 1)
+        self.width_ref = x[self._hi] - x[self._lo]
+
+    def stretch(self, x):
+        """σ per ray: how much its neighbourhood of ±STRETCH_BASELINE rays has widened
+        since calibration (one-sided at the edges).
+
+        The frozen correction scales as σ⁻³, the scaling of the stress term μA_ss/x_s³
+        when the tubes widen alike (a self-similar beam: exact at any ray count). Not as
+        the tube's own x_s⁻³: its linearisation, −3·correction/x_s ∂x_s, is a first
+        derivative across neighbouring rays, large where the correction is (near a node:
+        2e5 on the inner edge of the GRIN HG1 mode launched on [0.02, 3] w0), and gave that
+        ensemble a growing mode (eigenvalue +0.077 per w0 at λ0/w0 = 1e-2; rays 0.06 w0 off
+        by z = π/λ0, then Radau failed). Over a wider baseline the same term is 2k times
+        weaker. One stretch for the whole beam (its flux-weighted RMS width) also cures it
+        but is wrong for two separate beams (two-beams scenario: 0.03 w0 from the
+        streamlines against 8e-4). The Jacobian leaves σ out."""
+        return (x[self._hi] - x[self._lo]) / per_ray(self.width_ref, x)
 
     # -- amplitude and Q -------------------------------------------------------------
     def ln_R(self, x, m):
@@ -195,9 +236,16 @@ class Ensemble:
             return 0.5 * (per_ray(self.ln_rho0, x) - m - np.log(self.D1 @ x))
 
     def Q_from_log(self, x, ell):
-        """Q = ℓ_xx + ℓ_x² with ∂x = (1/x_s) ∂s."""
+        """Q = ℓ_xx + ℓ_x² with ∂x = (1/x_s) ∂s, for ℓ = ln R0 + (what the march changes).
+
+        The stencils' error on the ln R0 part is replaced by the launch profile's exact
+        label derivatives when the tracer has them (``fix_s``, ``fix_ss``): near a node
+        ln R0 ~ ln|x − xn| is not resolved by the rays, while Q is smooth (for
+        x e^{−x²}, Q = 4x² − 6). Measured, GRIN HG1 launched on [0.02, 3] w0: the stencils
+        put Q 1e2–1e4 off on the inner rays."""
         xs, xss = self.D1 @ x, self.D2 @ x
-        ls, lss = self.D1 @ ell, self.D2 @ ell
+        ls = self.D1 @ ell + per_ray(self.fix_s, x)
+        lss = self.D2 @ ell + per_ray(self.fix_ss, x)
         lx = ls / xs
         return (lss - xss / xs * ls) / xs**2 + lx**2
 
@@ -298,8 +346,7 @@ class Ensemble:
         return (self.D1 @ self.Q(x, m)) / (self.D1 @ x)
 
     def Qx(self, x, m):
-        ref = per_ray(self.xs_ref, x)
-        return self._force(x, m) + per_ray(self.correction, x) * (ref / (self.D1 @ x)) ** 3
+        return self._force(x, m) + per_ray(self.correction, x) / self.stretch(x) ** 3
 
     def Q(self, x, m):
         return self.Q_from_log(x, self.ln_R(x, m))
