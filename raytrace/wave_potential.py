@@ -39,9 +39,8 @@ tails of a coarse launch the force is far off (measured: 30 % one w0 inside the 
 lacks the pressure of the tail beyond it). The chain-rule force Q_s/x_s is accurate (exact
 for a Gaussian) but not stable. So the difference, chain minus variational, is measured
 on every ray at launch (and at each restart of a sub-ensemble) and carried along as a
-frozen correction scaled as σ⁻³, σ the beam's flux-weighted RMS width relative to launch
-(the scaling of the stress term μA_ss/x_s³ when all tubes widen alike;
-:meth:`Ensemble.stretch` says why not per ray). For a self-similar beam (Gaussian, GRIN
+frozen correction scaled as x_s⁻³, the scaling of the stress term μA_ss/x_s³
+(:meth:`Ensemble.stretch`). For a self-similar beam (Gaussian, GRIN
 lens) this is exact at any ray count; otherwise the error is the change of the
 variational form's discretisation error since launch, which falls at 4th order in the
 ray count (measured on a bell launch). Being frozen, it barely changes the linearisation.
@@ -129,9 +128,6 @@ CROSSING_FRACTION = 1e-2
 #: A front is unresolved ("node") where neighbouring gaps differ by more than this factor:
 #: R → 0 between two rays pushes them apart faster than the stencils can follow.
 NODE_GAP_RATIO = 4.0
-#: Half-width, in rays, of the neighbourhood whose widening scales the calibration's
-#: correction (:meth:`Ensemble.stretch`).
-STRETCH_BASELINE = 8
 #: A ray is at a turning point when (K² + Q + C − kx²)/K² falls below this.
 FORBIDDEN_MARGIN = 1e-8
 
@@ -207,27 +203,23 @@ class Ensemble:
         self-similar beams."""
         m = self.ln_kz(x, kx, K2)
         self.correction = self.chain_force(x, m) - self._force(x, m)
-        n = self.n
-        k = min(STRETCH_BASELINE, n - 1)
-        self._lo = np.clip(np.arange(n) - k, 0, n - 1 - 2 * k if n > 2 * k else 0)
-        self._hi = np.minimum(self._lo + 2 * k, n - 1)
-        self.width_ref = x[self._hi] - x[self._lo]
+        self.xs_ref = self.D1 @ x
 
     def stretch(self, x):
-        """σ per ray: how much its neighbourhood of ±STRETCH_BASELINE rays has widened
-        since calibration (one-sided at the edges).
+        """σ per ray: how much its tube has widened since calibration, x_s/x_s(ref).
 
         The frozen correction scales as σ⁻³, the scaling of the stress term μA_ss/x_s³
-        when the tubes widen alike (a self-similar beam: exact at any ray count). Not as
-        the tube's own x_s⁻³: its linearisation, −3·correction/x_s ∂x_s, is a first
-        derivative across neighbouring rays, large where the correction is (near a node:
-        2e5 on the inner edge of the GRIN HG1 mode launched on [0.02, 3] w0), and gave that
-        ensemble a growing mode (eigenvalue +0.077 per w0 at λ0/w0 = 1e-2; rays 0.06 w0 off
-        by z = π/λ0, then Radau failed). Over a wider baseline the same term is 2k times
-        weaker. One stretch for the whole beam (its flux-weighted RMS width) also cures it
-        but is wrong for two separate beams (two-beams scenario: 0.03 w0 from the
-        streamlines against 8e-4). The Jacobian leaves σ out."""
-        return (x[self._hi] - x[self._lo]) / per_ray(self.width_ref, x)
+        (exact for a self-similar beam at any ray count). Its linearisation,
+        −3·correction/x_s ∂x_s, is a first derivative across neighbouring rays, large
+        where the correction is: near a node (2e5 on the inner edge of the GRIN HG1 mode
+        launched 0.02 w0 from it) it gives the ensemble a growing mode (eigenvalue +0.077
+        per w0 at λ0/w0 = 1e-2; rays 0.07 w0 off by z = π/λ0); from 0.03 w0 on the rays stay
+        straight. Measured alternatives: the widening of a ±k-ray neighbourhood (k = 2–8)
+        cures that mode but stalls 48 and 24 rays over ±4 w0 at λ0/w0 = 1, which this
+        form completes; one stretch for the whole beam (its flux-weighted RMS width) is
+        wrong for two separate beams (two-beams scenario: 0.03 w0 from the streamlines
+        against 8e-4)."""
+        return (self.D1 @ x) / per_ray(self.xs_ref, x)
 
     # -- amplitude and Q -------------------------------------------------------------
     def ln_R(self, x, m):
