@@ -713,6 +713,28 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
             out[k][ii, j] = v
         out["kz"][ii, j], out["R"][ii, j], out["Q"][ii, j] = kz, R, Q
 
+    def peel(ii, z, y, z_at, y_at, why, stalled=False) -> bool:
+        """Stop the group's dark edge rays (:func:`_dark_edges`) and queue the rest to run
+        again from (z, y); False when there are none to stop."""
+        dark = _dark_edges(problem, z_at, y_at, ii)
+        if dark is None:
+            return False
+        note = (
+            f"at z ≈ {z_at:.6g} {why}; its {int(dark.sum())} edge rays with R < "
+            f"{DARK_FRACTION:g} of the peak stop with status 'dark' and the other "
+            f"{int((~dark).sum())} start again from z = {z:.6g}"
+        )
+        log.info(note)  # an expected outcome, in the statuses and march_notes
+        if stalled:
+            progress.notes[-1:] = [note]  # replaces the stall note: the march goes on
+        else:
+            progress.notes.append(note)
+        status[ii[dark]] = "dark"
+        stop[ii[dark]] = np.column_stack([y_at[: ii.size][dark], np.full(dark.sum(), z_at)])
+        rest = ~dark
+        queue.append((ii[rest], z, np.concatenate([p[rest] for p in np.split(y, 4)])))
+        return True
+
     y0 = np.concatenate([x0, kx0, np.zeros(n), np.zeros(n)])
     record(0, planes[0], y0, np.arange(n))
     queue = [(np.arange(n), planes[0], y0)]
@@ -734,6 +756,8 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
                 stop[ii, 1] = progress.reached
                 continue
             except RuntimeError as exc:  # e.g. SuperLU: "Factor is exactly singular"
+                if peel(ii, z, y, z, y, f"the solve failed ({exc})"):
+                    continue
                 log.warning("ray march failed after z=%.6g: %s", z, exc)
                 status[ii] = "nonfinite"
                 stop[ii, 1] = z
@@ -745,19 +769,19 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
             if sol.status == 0:
                 continue
             if progress.exhausted is not None:  # the budget event ended this solve
-                peeled = _peel_dark(problem, sol, ii, progress)
-                if peeled is not None:  # the bright rays start this solve again without them
-                    dark, z_stall, x_stall = peeled
-                    status[ii[dark]] = "dark"
-                    stop[ii[dark]] = np.column_stack([x_stall[dark], np.full(dark.sum(), z_stall)])
-                    rest = ~dark
-                    queue.append((ii[rest], z, np.concatenate([p[rest] for p in np.split(y, 4)])))
-                    continue
+                if sol.t_events[0].size:
+                    z_at, y_at = float(sol.t_events[0][0]), sol.y_events[0][0]
+                    if peel(ii, z, y, z_at, y_at, "the ensemble's steps collapsed", stalled=True):
+                        continue
                 log.warning(progress.notes[-1])
                 status[ii] = "max_steps"
                 stop[ii, 1] = sol.t_events[0][0] if sol.t_events[0].size else progress.reached
                 continue
             if sol.status == -1 or not sol.t_events[0].size:
+                ts, ys = np.asarray(sol.t), np.asarray(sol.y)
+                z_at, y_at = (float(ts[-1]), ys[:, -1]) if ts.size else (z, y)
+                if peel(ii, z, y, z_at, y_at, f"the solve failed ({sol.message})"):
+                    continue
                 log.warning("ray march failed after z=%.6g: %s", z, sol.message)
                 status[ii] = "nonfinite"
                 stop[ii, 1] = z
@@ -782,9 +806,10 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
     return _March(out, status, stop, progress.notes)
 
 
-def _peel_dark(problem: _Problem, sol, ii, progress: _Progress):
-    """When a self-consistent march stalls, the rays at the ensemble's edges whose R is
-    below DARK_FRACTION of its peak, with the z and x of the last accepted step, or None.
+def _dark_edges(problem: _Problem, z, y, ii):
+    """When a self-consistent march stalls or its solve fails, the rays at the ensemble's
+    edges whose R is below DARK_FRACTION of its peak (a mask), or None (none, or too few
+    rays would be left).
 
     Why: a launch cut off far out in a tail (the bell exp(−x⁴) over ±2.5 w0 reaches
     R0 ~ 1e-17) carries rays whose tubes hold almost no flux. The exact field there is
@@ -796,29 +821,22 @@ def _peel_dark(problem: _Problem, sol, ii, progress: _Progress):
     as their own ensemble (calibrated where that stretch began, as a launch without the
     dark rays would be; going on from the stall instead measured the same accuracy).
     Rays brighter than DARK_FRACTION are never stopped."""
-    if not problem.coupled or not sol.t_events[0].size:
+    if not problem.coupled:
         return None
     m = ii.size
-    z, y = float(sol.t_events[0][0]), sol.y_events[0][0]
-    if not np.all(np.isfinite(y)):
+    if not np.all(np.isfinite(y[: 2 * m])):
         return None
     _, R, _ = problem.observe(z, y, ii)
     dim = ~(R >= DARK_FRACTION * np.nanmax(R))  # NaN R counts as dark
-    left = int(np.argmin(dim)) if not dim.all() else m
-    right = int(np.argmin(dim[::-1])) if not dim.all() else m
+    if dim.all():
+        return None
+    left, right = int(np.argmin(dim)), int(np.argmin(dim[::-1]))
     dark = np.zeros(m, bool)
     dark[:left] = True
     dark[m - right :] = True
     if not dark.any() or (~dark).sum() < MIN_RAYS:
         return None
-    note = (
-        f"at z ≈ {z:.6g} the ensemble's steps collapsed; its {int(dark.sum())} edge rays "
-        f"with R < {DARK_FRACTION:g} of the peak stop with status 'dark' and the other "
-        f"{int((~dark).sum())} go on"
-    )
-    log.info(note)  # an expected outcome, in the statuses and march_notes: not a warning
-    progress.notes[-1:] = [note]  # replaces the stall note: the march did not stop
-    return dark, z, y[:m]
+    return dark
 
 
 def _first_stop(margins: dict[str, np.ndarray], force: bool = False):
