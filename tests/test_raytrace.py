@@ -310,10 +310,10 @@ def test_bad_input_names_the_parameter():
 
 
 # ------------------------------------------------- the implicit ensemble's own pieces
-#: The coloured Jacobian against dense central differences: forward differences with a
-#: step of √ε times the ray gap leave ~1e-5 of the largest entry of a row (measured 1e-5
-#: in the kx rows, 3e-8 in the x rows).
-JACOBIAN_TOLERANCE = 1e-4
+#: The coloured Jacobian against dense central differences: its own central differences
+#: with a step of ∛ε times the ray gap leave 8.5e-9 of the largest entry of a row
+#: (measured at every λ0/w0 here; forward differences left 1e-5).
+JACOBIAN_TOLERANCE = 1e-7
 #: Largest Newton contraction factor ρ((I − hJ)⁻¹ h (J_full − J)) accepted for the
 #: coloured Jacobian J, which holds the filtered kz feedback fixed, at a step h = 10 w0
 #: (longer than the march takes at λ0/w0 >= 0.3): measured 0.02–0.08; Radau's simplified
