@@ -280,6 +280,16 @@ class _Problem:
     def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):  # pragma: no cover
         raise NotImplementedError
 
+    def quadrature_rates(self, z, xk, idx):
+        """(dt/dz, dσ/dz) = (rate/kz, 1/kz) at the state xk = (x, kx): no force needed."""
+        n = idx.size
+        x, kx = xk[:n], xk[n:]
+        zz = np.full(n, z)
+        K2 = self.dyn.K2(x, zz)
+        rate = np.broadcast_to(self.dyn.time_rate(x, zz), x.shape)
+        _, _, kz = self.potential(x, z, kx, K2, idx, need_force=False)
+        return np.concatenate([rate / kz, 1.0 / kz])
+
     def rhs(self, z, y, idx, frozen=None):
         """dy/dz for y = (x, kx, t, σ) of the rays ``idx``; y may also be a batch of
         states as columns, shape (4n, B) (the Jacobian's perturbed states, with the
@@ -915,8 +925,7 @@ def _quadratures(problem, ii, z0, ts0, sol, integ: Integrator) -> None:
     stop = max(ends) if ends else z0
 
     def rate(zz, _):
-        xk = sol.sol(zz)
-        return problem.rhs(zz, np.concatenate([xk, np.zeros(2 * n)]), ii)[2 * n :]
+        return problem.quadrature_rates(zz, sol.sol(zz), ii)
 
     if stop > z0 and sol.sol is not None:
         where = np.unique(np.asarray(ends))
