@@ -75,6 +75,11 @@ def _zero_potential(x, z):
     return np.zeros(np.broadcast(np.asarray(x), np.asarray(z)).shape)
 
 
+# free space: its gradient is exactly zero, not four finite differences of zeros per
+# component (measured: 11 % of a 1000-ray self-consistent march)
+_zero_potential.gradient = lambda x, z: (_zero_potential(x, z), _zero_potential(x, z))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Dynamics:
     V: Callable | None
