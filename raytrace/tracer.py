@@ -424,9 +424,10 @@ class _SelfConsistent(_Problem):
 
     def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):
         ens = self._ens(idx)
-        m = ens.ln_kz(x, kx, K2, frozen=frozen)
-        Q = ens.Q(x, m)
-        Qx = ens.Qx(x, m) if need_force else None
+        xd = ens.derivatives(x)  # shared by kz, Q and the force
+        m = ens.ln_kz(x, kx, K2, frozen=frozen, xd=xd)
+        Q = ens.Q(x, m, xd)
+        Qx = ens.Qx(x, m, xd) if need_force else None
         return Q, Qx, np.exp(m)
 
     def feedback(self, z, y, idx):

@@ -172,6 +172,7 @@ class Ensemble:
         self.n = n = x0.size
         self.D1, self.D2 = _label_operators(n, accuracy)
         self.D1T, self.D2T = self.D1.T.tocsr(), self.D2.T.tocsr()
+        self.D12 = sp.vstack([self.D1, self.D2]).tocsr()  # both stencils in one product
         # ℓ = ln R0 + (smooth in s): where ln R0 itself is not resolved by the rays (near a
         # node, ln R0 ~ ln|x − xn|), its stencil error is replaced by exact derivatives
         if ln_R0_s is None:
@@ -205,7 +206,12 @@ class Ensemble:
         self.correction = self.chain_force(x, m) - self._force(x, m)
         self.xs_ref = self.D1 @ x
 
-    def stretch(self, x):
+    def derivatives(self, v):
+        """(D1 @ v, D2 @ v) in one sparse product (v: one state or a batch as columns)."""
+        both = self.D12 @ v
+        return both[: self.n], both[self.n :]
+
+    def stretch(self, x, xs=None):
         """σ per ray: how much its tube has widened since calibration, x_s/x_s(ref).
 
         The frozen correction scales as σ⁻³, the scaling of the stress term μA_ss/x_s³
@@ -219,7 +225,8 @@ class Ensemble:
         form completes; one stretch for the whole beam (its flux-weighted RMS width) is
         wrong for two separate beams (two-beams scenario: 0.03 w0 from the streamlines
         against 8e-4)."""
-        return (self.D1 @ x) / per_ray(self.xs_ref, x)
+        xs = self.D1 @ x if xs is None else xs
+        return xs / per_ray(self.xs_ref, x)
 
     # -- amplitude and Q -------------------------------------------------------------
     def ln_R(self, x, m, xs=None):
@@ -236,16 +243,17 @@ class Ensemble:
         ln R0 ~ ln|x − xn| is not resolved by the rays, while Q is smooth (for
         x e^{−x²}, Q = 4x² − 6). Measured, GRIN HG1 launched on [0.02, 3] w0: the stencils
         put Q 1e2–1e4 off on the inner rays."""
-        xs = self.D1 @ x if xs is None else xs
-        xss = self.D2 @ x if xss is None else xss
-        ls = self.D1 @ ell + per_ray(self.fix_s, x)
-        lss = self.D2 @ ell + per_ray(self.fix_ss, x)
+        if xs is None or xss is None:
+            xs, xss = self.derivatives(x)
+        ls, lss = self.derivatives(ell)
+        ls = ls + per_ray(self.fix_s, x)
+        lss = lss + per_ray(self.fix_ss, x)
         lx = ls / xs
         return (lss - xss / xs * ls) / xs**2 + lx**2
 
     def _count_passes(self, x, kx, K2) -> int:
         m_geo = self.geometric_ln_kz(kx, K2)
-        front = (self.kz_filter(x, m_geo), self.D1 @ x, self.D2 @ x)
+        front = (self.kz_filter(x, m_geo), *self.derivatives(x))
         mf = m_geo
         for passes in range(1, MAX_KZ_PASSES + 1):
             new = self._kz_pass(x, kx, K2, mf, m_geo, front)
@@ -317,17 +325,18 @@ class Ensemble:
         measured from (so the seed launch, Q + C = 0 there, has no feedback at launch)."""
         return _ln_kz(0.0, 0.0, kx, K2)
 
-    def ln_kz(self, x, kx, K2, frozen=None):
+    def ln_kz(self, x, kx, K2, frozen=None, xd=None):
         """ln kz on each ray: the fixed point of kz² = K² + Q + C − kx² (Q depends on kz
         through the flux), with the feedback δ = ln kz − ln kz_geo low-pass filtered
         (:meth:`smooth`); the same ln kz enters the ray equations and the flux.
 
         ``frozen``: a feedback δ (:meth:`feedback`) to hold fixed instead of iterating
-        (the Jacobian's perturbed states, so that the Jacobian is exactly banded)."""
+        (the Jacobian's perturbed states, so that the Jacobian is exactly banded).
+        ``xd``: (D1 @ x, D2 @ x) when the caller has them."""
         m_geo = self.geometric_ln_kz(kx, K2)
         if frozen is not None:
             return m_geo + per_ray(frozen, x)
-        front = (self.kz_filter(x, m_geo), self.D1 @ x, self.D2 @ x)
+        front = (self.kz_filter(x, m_geo), *(self.derivatives(x) if xd is None else xd))
         mf = m_geo
         for _ in range(self.kz_passes):
             mf = self._kz_pass(x, kx, K2, mf, m_geo, front)
@@ -337,9 +346,9 @@ class Ensemble:
         """The filtered kz feedback δ at this state (what the Jacobian holds fixed)."""
         return self.ln_kz(x, kx, K2) - self.geometric_ln_kz(kx, K2)
 
-    def _force(self, x, m):
+    def _force(self, x, m, xd=None):
         """∂xQ at each ray from the quantum-stress energy (module docstring)."""
-        xs, xss = self.D1 @ x, self.D2 @ x
+        xs, xss = self.derivatives(x) if xd is None else xd
         ln_mu = per_ray(self.ln_rho0, x) - m
         A_ss = 0.5 * (per_ray(self.ln_rho0_ss, x) - self.D2 @ m)
         dE_dxs = A_ss / xs**3 - xss**2 / xs**5
@@ -352,11 +361,13 @@ class Ensemble:
         not variational — used only in :meth:`calibrate`."""
         return (self.D1 @ self.Q(x, m)) / (self.D1 @ x)
 
-    def Qx(self, x, m):
-        return self._force(x, m) + per_ray(self.correction, x) / self.stretch(x) ** 3
+    def Qx(self, x, m, xd=None):
+        xd = self.derivatives(x) if xd is None else xd
+        return self._force(x, m, xd) + per_ray(self.correction, x) / self.stretch(x, xd[0]) ** 3
 
-    def Q(self, x, m):
-        return self.Q_from_log(x, self.ln_R(x, m))
+    def Q(self, x, m, xd=None):
+        xs, xss = self.derivatives(x) if xd is None else xd
+        return self.Q_from_log(x, self.ln_R(x, m, xs), xs, xss)
 
     def jacobian_sparsity(self) -> sp.csr_matrix:
         """Which (x, kx) entries each derivative depends on with the filtered kz feedback
