@@ -45,7 +45,6 @@ from raytrace.wave_potential import (
     MIN_RAYS,
     Ensemble,
     FieldPotential,
-    _label_operators,
 )
 from wavetraj import ray_dataset
 from wavetraj.resources import check_memory
@@ -157,7 +156,7 @@ class _Progress:
     def _stop(self, why: str) -> None:
         self.exhausted = self.calls
         # logged by the march when it gives up (a stalled ensemble may go on without
-        # its dark edge rays instead: _peel_dark)
+        # its dark edge rays instead: _dark_edges)
         self.notes.append(
             f"march stopped at z ≈ {self.reached:.6g}: {why}. The integrator's steps "
             "collapsed — for the self-consistent ensemble usually a launch it cannot resolve "
@@ -386,13 +385,9 @@ class _SelfConsistent(_Problem):
     def __init__(self, dyn, x0, kx0, ln_R0, z0, *, launch, accuracy, field=None, ln_R0_x=None):
         super().__init__(dyn, x0, kx0, ln_R0, z0, launch=launch, accuracy=accuracy, field=field)
         self.K2_launch = dyn.K2(x0, np.full(x0.size, z0))
-        self.ln_R0_s = None
-        if ln_R0_x is not None:  # to label derivatives: ∂s = x0_s ∂x
-            D1, D2 = _label_operators(x0.size, accuracy)
-            xs, xss = D1 @ x0, D2 @ x0
-            self.ln_R0_s = (xs * ln_R0_x[0], xs**2 * ln_R0_x[1] + xss * ln_R0_x[0])
+        self.ln_R0_x = ln_R0_x
         ens = Ensemble(
-            x0, ln_R0, kx0, self.K2_launch, launch=launch, accuracy=accuracy, ln_R0_s=self.ln_R0_s
+            x0, ln_R0, kx0, self.K2_launch, launch=launch, accuracy=accuracy, ln_R0_x=ln_R0_x
         )
         self.C = ens.C
         self.accuracy = accuracy
@@ -413,7 +408,7 @@ class _SelfConsistent(_Problem):
             launch="dispersion",
             accuracy=self.accuracy,
             C=self.C[idx],
-            ln_R0_s=None if self.ln_R0_s is None else tuple(d[idx] for d in self.ln_R0_s),
+            ln_R0_x=None if self.ln_R0_x is None else tuple(d[idx] for d in self.ln_R0_x),
         )
         n = idx.size
         ens.calibrate(y[:n], y[n : 2 * n], self.dyn.K2(y[:n], np.full(n, z)))
@@ -495,7 +490,7 @@ class _SelfConsistent(_Problem):
 
 
 #: A stalled self-consistent march stops its edge rays whose R is below this fraction of
-#: the ensemble's peak (status "dark", :func:`_peel_dark`) and goes on with the rest.
+#: the ensemble's peak (status "dark", :func:`_dark_edges`) and goes on with the rest.
 #: Issue 13 asks every ray with R0 >= 1e-6 of the peak to end "ok" or physically.
 DARK_FRACTION = 1e-6
 
@@ -746,8 +741,7 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
             progress.notes.append(note)
         status[ii[dark]] = "dark"
         stop[ii[dark]] = np.column_stack([y_at[: ii.size][dark], np.full(dark.sum(), z_at)])
-        rest = ~dark
-        queue.append((ii[rest], z, np.concatenate([p[rest] for p in np.split(y, 4)])))
+        queue.append((ii[~dark], z, _rays_of(y, ~dark)))
         return True
 
     y0 = np.concatenate([x0, kx0, np.zeros(n), np.zeros(n)])
@@ -811,7 +805,7 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
         for part in parts:
             if not part.any():
                 continue
-            sub = np.concatenate([p[part] for p in np.split(y, 4)])
+            sub = _rays_of(y, part)
             if problem.coupled and part.sum() < MIN_RAYS:
                 status[ii[part]] = "ensemble"  # too few rays left to form R''
                 stop[ii[part], 0], stop[ii[part], 1] = y[:m][part], z
@@ -819,6 +813,11 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
             queue.append((ii[part], z, sub))
     log.info("march: %d right-hand-side evaluations for %d rays", progress.calls, n)
     return _March(out, status, stop, progress.notes)
+
+
+def _rays_of(y, keep) -> np.ndarray:
+    """The state (x, kx, t, σ) of the rays selected by the mask ``keep``."""
+    return np.concatenate([p[keep] for p in np.split(y, 4)])
 
 
 def _dark_edges(problem: _Problem, z, y, ii):

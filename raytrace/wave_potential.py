@@ -162,12 +162,12 @@ class Ensemble:
     K2_launch : K² at the launch points.
     launch : "dispersion" (k² = K² + Q at launch) or "seed" (|k| = K, seed eq. 5.4).
     accuracy : findiff accuracy of the label stencils.
-    ln_R0_s : optional (∂s ln R0, ∂s² ln R0), the launch amplitude's label derivatives
-        from the launch profile itself (:meth:`Q_from_log`: why).
+    ln_R0_x : optional (∂x ln R0, ∂x² ln R0) at x0, from the launch profile itself
+        (:meth:`Q_from_log`: why).
     """
 
     def __init__(
-        self, x0, ln_R0, kx0, K2_launch, *, launch: str, accuracy: int, C=None, ln_R0_s=None
+        self, x0, ln_R0, kx0, K2_launch, *, launch: str, accuracy: int, C=None, ln_R0_x=None
     ):
         self.n = n = x0.size
         self.D1, self.D2 = _label_operators(n, accuracy)
@@ -175,11 +175,14 @@ class Ensemble:
         self.D12 = sp.vstack([self.D1, self.D2]).tocsr()  # both stencils in one product
         # ℓ = ln R0 + (smooth in s): where ln R0 itself is not resolved by the rays (near a
         # node, ln R0 ~ ln|x − xn|), its stencil error is replaced by exact derivatives
-        if ln_R0_s is None:
+        if ln_R0_x is None:
             self.fix_s = self.fix_ss = np.zeros(n)
-        else:
-            self.fix_s = np.asarray(ln_R0_s[0]) - self.D1 @ ln_R0
-            self.fix_ss = np.asarray(ln_R0_s[1]) - self.D2 @ ln_R0
+        else:  # to label derivatives: ∂s = x0_s ∂x
+            xs0, xss0 = self.derivatives(x0)
+            d1, d2 = (np.asarray(d, float) for d in ln_R0_x)
+            stencil_s, stencil_ss = self.derivatives(ln_R0)
+            self.fix_s = xs0 * d1 - stencil_s
+            self.fix_ss = xs0**2 * d2 + xss0 * d1 - stencil_ss
         Q0 = self.Q_from_log(x0, ln_R0)
         if C is not None:  # a sub-ensemble keeps its rays' constants of motion
             self.C = np.asarray(C, float)
