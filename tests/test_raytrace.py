@@ -276,7 +276,7 @@ def test_bell_launch_stops_rays_at_nodes_and_records_where():
     stopped = status != "ok"
     # the far tail (R0 down to 1e-17) stops: "node" where the front is unresolved,
     # "dark" when the march stalls on it; every ray brighter than 1e-6 goes on
-    assert stopped.any() and set(status[stopped]) <= {"node", "dark", "ensemble"}
+    assert (status == "node").any() and set(status[stopped]) <= {"node", "dark", "ensemble"}
     assert np.all(bell(np.linspace(-2.5, 2.5, 128))[stopped] < 1e-6)
     assert np.all(np.isfinite(rays["stop_z"].values[stopped]))
     assert np.all(np.isnan(rays["stop_z"].values[~stopped]))
