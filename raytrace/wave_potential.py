@@ -130,6 +130,11 @@ CROSSING_FRACTION = 1e-2
 NODE_GAP_RATIO = 4.0
 #: A ray is at a turning point when (K² + Q + C − kx²)/K² falls below this.
 FORBIDDEN_MARGIN = 1e-8
+#: The front is re-sampled (``trace(resample=True)``) when its ray gaps, relative to the
+#: gaps it started with, differ by more than this factor between the most compressed and
+#: the most widened tube (:meth:`Ensemble.margins`, "resample"). Why and what was
+#: measured: ``raytrace.tracer._SelfConsistent.resample``.
+RESAMPLE_SPREAD = 2.0
 
 
 @functools.lru_cache(maxsize=32)
@@ -381,8 +386,10 @@ class Ensemble:
         P = ((B.T @ B) + (B @ B.T)).astype(bool).astype(float)
         return sp.bmat([[P, P], [P, P]]).tocsr()
 
-    def margins(self, x, kx, K2, Q) -> dict[str, np.ndarray]:
-        """Per-ray distances to the stop conditions (> 0 while the ensemble is valid)."""
+    def margins(self, x, kx, K2, Q, resample=False) -> dict[str, np.ndarray]:
+        """Per-ray distances to the stop conditions (> 0 while the ensemble is valid);
+        with ``resample``, also the front's distance to re-sampling (the same on every
+        ray): ln RESAMPLE_SPREAD minus the spread of ln(gap/launch gap)."""
         gaps = np.diff(x)
         ratio = gaps / self.gap0
         gap_margin = np.full(self.n, np.inf)
@@ -393,7 +400,12 @@ class Ensemble:
             jump = np.log(NODE_GAP_RATIO) - np.abs(np.diff(np.log(np.abs(ratio))))
         node[1:-1] = jump
         forbidden = (K2 + Q + self.C - kx**2) / K2 - FORBIDDEN_MARGIN
-        return {"crossed": gap_margin, "node": node, "forbidden": forbidden}
+        out = {"crossed": gap_margin, "node": node, "forbidden": forbidden}
+        if resample:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread = np.ptp(np.log(np.abs(ratio)))
+            out["resample"] = np.full(self.n, np.log(RESAMPLE_SPREAD) - spread)
+        return out
 
 
 class FieldPotential:
