@@ -7,8 +7,8 @@ import pytest
 import scipy.integrate
 
 import raytrace as rt
-from raytrace import tracer
 import wavetraj
+from raytrace import tracer
 
 from .helpers import gaussian_beam, observed_order
 
