@@ -200,7 +200,7 @@ def run_scenario(sc: Scenario) -> Result:
     dyn = dynamics(sc)
     R0 = launch_profile(sc)
     t1 = time.perf_counter()
-    rays = rt.trace(dyn, x0, R0, z_out=planes)
+    rays = rt.trace(dyn, x0, R0, z_out=planes, resample=sc.run.resample)
     t_rays = time.perf_counter() - t1
     geometric = (
         rt.trace(dyn, x0, R0, z_out=planes, wave_potential="none") if sc.run.geometric else None

@@ -28,6 +28,7 @@ A scenario file has four tables (every key optional unless marked, defaults belo
     steps = 61             # output planes
     judge = "angular"      # angular | paraxial | helmholtz: the field that judges the rays
     geometric = false      # also trace geometric-optics rays (drawn dashed)
+    resample = true        # re-sample the self-consistent front when its gaps spread
     nx = 1024              # transverse points of the judging field
     window = 8.0           # the judging field spans ±window·w0 (times the beam growth)
 
@@ -123,6 +124,7 @@ class Run:
     steps: int = 61
     judge: str = "angular"
     geometric: bool = False
+    resample: bool = True
     nx: int = 1024
     window: float = 8.0
 
@@ -164,6 +166,7 @@ RULES: dict[str, dict[str, tuple[type, Any, str]]] = {
         "steps": (int, lambda v: 2 <= v <= 10001, "2 <= steps <= 10001"),
         "judge": (str, _in("angular", "paraxial", "helmholtz"), "angular, paraxial or helmholtz"),
         "geometric": (bool, lambda v: True, "true or false"),
+        "resample": (bool, lambda v: True, "true or false"),
         "nx": (int, lambda v: 32 <= v <= 65536, "32 <= nx <= 65536"),
         "window": (float, lambda v: v >= 2, ">= 2"),
     },
