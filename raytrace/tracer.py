@@ -140,6 +140,7 @@ class _Progress:
 
     def __init__(self, max_rhs: int):
         self.max_rhs, self.calls, self.exhausted, self.notes = max_rhs, 0, None, []
+        self.reached, self.last = float("nan"), None  # set by :meth:`start`
 
     def start(self, z: float, z_end: float) -> None:
         self.z_start, self.z_end, self.reached, self.calls_start = z, z_end, z, self.calls
@@ -932,6 +933,8 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
     def fail(g: _Group, reason, z_at, message=None):
         if message is not None:
             log.warning(message)
+            if message not in progress.notes:  # the rays' statuses say where; this, why
+                progress.notes.append(message)
         stop_users(g, np.ones(g.users.size, bool), reason, z_at)
 
     y0 = np.concatenate([x0, kx0, np.zeros(n), np.zeros(n)])
@@ -960,7 +963,12 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
                 continue
             except RuntimeError as exc:  # e.g. SuperLU: "Factor is exactly singular"
                 if not peel(g, z, y, f"the solve failed ({exc})"):
-                    fail(g, "nonfinite", z, f"ray march failed after z={z:.6g}: {exc}")
+                    fail(
+                        g,
+                        "nonfinite",
+                        z,
+                        f"ray march from z={z:.6g} failed at z ≈ {progress.reached:.6g}: {exc}",
+                    )
                 continue
             for col, zz in enumerate(sol.t):
                 if not np.all(np.isfinite(sol.y[:, col])):
