@@ -77,7 +77,8 @@ Q makes the ensemble non-Hamiltonian; measured, modes with growth rates 1.7–11
 angular-spectrum streamlines): a second-order filter (1 + ε²q²)⁻¹ needs ε ≥ 4/kz to keep
 Radau's Newton iteration converging and then damps the beam's own feedback (1.8–2.7× the
 paraxial expectation's distance at λ0/w0 = 0.5–1); the fourth-order one at ε = 2.5/kz
-gives 1.17–1.37× at λ0/w0 = 0.1–1; leaving the feedback out altogether gives 2.7× at 0.3.
+gives 1.17–1.37× at λ0/w0 = 0.1–1 (1.02–1.23× since the force's weights are the launch's,
+:meth:`Ensemble._force`); leaving the feedback out altogether gives 2.7× at 0.3.
 
 The Jacobian for Radau holds the filtered feedback δ fixed (``ln_kz(frozen=δ)``): then it
 is exactly banded (the force's stencils) and needs no kz passes in its batched

@@ -449,9 +449,10 @@ def test_ensemble_completes_at_any_ray_spacing_full_grid(n, lam):
 
 #: Largest ratio of the self-consistent rays' median distance to the exact (angular
 #: spectrum) streamlines over the paraxial expectation's (the paraxial field's own
-#: streamlines): what is left is the transverse Wave Potential (issue 15). Measured 1.37
-#: at λ0/w0 = 0.3 and 1.17 at 1 (256 rays over ±4 w0, to 1 z_R); issue 13 asks <= 3.
-PARAXIAL_RATIO = 1.6
+#: streamlines): what is left is the transverse Wave Potential (issue 15). Measured 1.22
+#: at λ0/w0 = 0.3 and 1.02 at 1 (256 rays over ±4 w0, to 1 z_R; 1.39 and 1.17 before the
+#: force's weights were the launch's); issue 13 asks <= 3.
+PARAXIAL_RATIO = 1.4
 
 
 @pytest.mark.parametrize("lam", [0.3, 1.0])
