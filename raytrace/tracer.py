@@ -914,10 +914,10 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
         dark, fraction, level = found
         gone = ~g.inside(~dark)
         note = (
-            f"at z ≈ {z_at:.6g} {why}; its {int(gone.sum())} edge rays with R < "
-            f"{fraction:g} of the peak stop (status 'dark' if launched below "
-            f"{DARK_FRACTION:g} of the launch peak, else 'node') and the other "
-            f"{int((~gone).sum())} start again from z = {g.z:.6g}"
+            f"at z ≈ {z_at:.6g} {why}; its {int(dark.sum())} edge rays with R < "
+            f"{fraction:g} of the peak stop, and with them {int(gone.sum())} of the traced "
+            f"rays (status 'dark' if launched below {DARK_FRACTION:g} of the launch peak, "
+            f"else 'node'); the other {int((~gone).sum())} start again from z = {g.z:.6g}"
         )
         log.info(note)  # an expected outcome, in the statuses and march_notes
         if stalled:
