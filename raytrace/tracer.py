@@ -282,6 +282,7 @@ class _Problem:
     coupled = False
     C: np.ndarray
     kz0: np.ndarray
+    resampling: bool
 
     def __init__(
         self,
@@ -299,6 +300,7 @@ class _Problem:
     ):
         self.dyn, self.z0 = dyn, z0
         self.x0, self.kx0, self.ln_R0 = x0, kx0, ln_R0
+        self.resampling = bool(resample) and self.coupled
 
     # Q, ∂xQ and ln kz at the active rays; subclasses fill in Q.
     def potential(self, x, z, kx, K2, idx, need_force=True, frozen=None):  # pragma: no cover
@@ -418,13 +420,15 @@ class _SelfConsistent(_Problem):
     def __init__(
         self, dyn, x0, kx0, ln_R0, z0, *, launch, accuracy, field=None, ln_R0_x=None, resample=True
     ):
-        super().__init__(dyn, x0, kx0, ln_R0, z0, launch=launch, accuracy=accuracy, field=field)
+        super().__init__(
+            dyn, x0, kx0, ln_R0, z0, launch=launch, accuracy=accuracy, field=field,
+            resample=resample,
+        )  # fmt: skip
         K2 = dyn.K2(x0, np.full(x0.size, z0))
         ens = Ensemble(x0, ln_R0, kx0, K2, launch=launch, accuracy=accuracy, ln_R0_x=ln_R0_x)
         self.C = ens.C
         self.accuracy = accuracy
         self.kz0 = np.exp(ens.m0)
-        self.resampling = resample
         nan = np.full(x0.size, np.nan)
         d1, d2 = (nan, nan) if ln_R0_x is None else ln_R0_x
         self.rays = {"x0": x0, "ln_R0": ln_R0, "kx0": kx0, "K2": K2, "C": ens.C, "d1": d1, "d2": d2}
@@ -998,8 +1002,8 @@ def _march(problem: _Problem, x0, kx0, planes, integ: Integrator) -> _March:
                 fail(g, "nonfinite", z, f"the front could not be re-sampled at z={z:.6g}")
                 continue
             ii_new, y_new = problem.resample(ii, z, y)
-            spacing = (y_new[m - 1] - y_new[0]) / (m - 1)
-            lam = np.clip((g.x_users(y) - y_new[0]) / spacing, 0, m - 1)
+            # the user rays' labels among the new rays, from where they are now
+            lam = np.interp(g.x_users(y), y_new[:m], np.arange(m, dtype=float))
             resampled.append(z)
             queue.append(_Group(ii_new, z, y_new, g.users, lam))
             continue
@@ -1205,7 +1209,7 @@ def _dataset(
             "phi0": phi0,
             "launch": launch,
             "accuracy": acc,
-            "resample": bool(getattr(problem, "resampling", False)),
+            "resample": problem.resampling,
             "integrator": dataclasses.asdict(integ),
             "dynamics": dyn.describe(),
         },
@@ -1229,7 +1233,7 @@ def _dataset(
             ),
             "method": problem.label,
             "accuracy": acc,
-            "resample": int(bool(getattr(problem, "resampling", False))),
+            "resample": int(problem.resampling),
             "resamples": march.resamples,
             "rtol": integ.rtol,
             "atol": integ.atol,
