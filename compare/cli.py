@@ -13,6 +13,13 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from compare.report import rebuild, report
+from compare.run import run_scenario
+from compare.runfolder import check_destination
+from compare.scenarios import get, library, parse_value
+from compare.study import study
+from compare.study_page import study_page
+from compare.sweep import sweep
 from wavetraj import __version__
 
 log = logging.getLogger("wavetraj")
@@ -32,10 +39,6 @@ def _progress(items, desc: str):
 
 
 def _run_and_report(names_or_files, out: str, overrides=None) -> int:
-    from compare.report import report
-    from compare.run import run_scenario
-    from compare.runfolder import check_destination
-    from compare.scenarios import get
 
     scenarios = [get(n, overrides) for n in names_or_files]  # validate all before running
     check_destination(out)  # a bad --out is found now, not after the computation
@@ -75,7 +78,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _parse_vary(items) -> dict[str, list]:
-    from compare.scenarios import parse_value
 
     vary = {}
     for item in items or []:
@@ -128,7 +130,6 @@ def _summary(s) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from compare.sweep import sweep
 
     vary = _parse_vary(args.vary)
     out = args.out or f"wavetraj-out/sweep-{pathlib.Path(args.scenario).stem}"
@@ -141,8 +142,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from compare.scenarios import parse_value
-    from compare.study import study
 
     kw = {}
     if args.wavelengths:
@@ -154,7 +153,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.profiles:
         kw["profiles"] = [p.strip() for p in args.profiles.split(",")]
     with _CaseBar(args.verbose) as progress:
-        s = study(args.out, scheduler=args.scheduler, progress=progress, **kw)
+        s = study(args.out, scheduler=args.scheduler, progress=progress, page=study_page, **kw)
     _summary(s)
     if s.page:
         sys.stdout.write(f"study: {s.page} ({s.seconds:.0f} s)\n")
@@ -162,7 +161,6 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from compare.scenarios import library
 
     for sc in library():
         fig = f" [{sc.figure}]" if sc.figure else ""
@@ -171,7 +169,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from compare.report import rebuild
 
     sys.stdout.write(f"report: {rebuild(args.dir)}\n")
     return EXIT_OK

@@ -6,11 +6,17 @@ A scenario file has four tables (every key optional unless marked, defaults belo
     description = "one line for `wavetraj list`"   # required
     figure = "Fig. 1"                       # the seed figure it reproduces, if any
 
+    [constants]            # named numbers usable in every expression (optional)
+    a = 314.159
+
     [launch]
-    profile = "gaussian"   # gaussian: exp(-x²) | bell: exp(-x⁴) | two-beams
+    profile = "gaussian"   # gaussian: exp(-x²) | bell: exp(-x⁴) | two-beams (shorthands)
+    amplitude = "x * exp(-x**2 / 2)"   # or any u0(x) as a formula (then profile = custom)
+    phase = "k * sin(0.1) * x"         # φ0(x), optional (default flat)
     wavelength = 1e-4      # λ0/w0 at the launch line
     rays = 128             # self-consistent rays, equally spaced on [-span, span]
     span = 3.0             # w0
+    x_range = [0.02, 3.0]  # instead of span: launch on [a, b] (need not be symmetric)
     separation = 3.0       # two-beams: distance between the beam centres (w0)
     heavy = [-1.0, 1.0]    # launch points drawn as heavy rays
 
@@ -18,6 +24,7 @@ A scenario file has four tables (every key optional unless marked, defaults belo
     kind = "free"          # free | grin: K² = k²(1 − x²/a²) | lens: the same for z < length
     a = 100.0              # w0
     length = 0.0           # lens: thickness of the focusing region (w0)
+    K2 = "k**2 * (1 - (x / a)**2)"     # or any K²(x, z) as a formula (then kind = custom)
 
     [dynamics]
     kind = "schrodinger"   # schrodinger | klein-gordon
@@ -38,6 +45,14 @@ A scenario file has four tables (every key optional unless marked, defaults belo
     judged = 0.75          # fraction of the compared length (z0..z_end, averaged over the
                            # compared rays) over which rays and streamlines both exist
 
+Formulas (``amplitude``, ``phase``: of x; ``K2``: of x and z) are parsed by
+:mod:`compare.expressions` — a whitelist, never evaluated as code — and may use the names x,
+z, k = 2π/λ0 (in 1/w0), pi, e and the ``[constants]``. In Python the same keys take
+callables (``Launch(amplitude=lambda x: ...)``, ``Medium(K2=lambda x, z: ...)``); run
+:func:`validate` on a scenario built by hand to get the file checks' errors. Validation
+also evaluates them: the amplitude must be finite and non-zero at every launch point, the
+phase finite, and K² finite and positive on the launch line.
+
 A scenario passes only when all three hold: a run whose rays stopped, or whose streamlines
 stopped before they could be compared, fails and says why.
 
@@ -48,13 +63,18 @@ key and the file line.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import math
 import pathlib
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
+
+from compare import expressions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,21 +115,77 @@ def _in(*options):
     return check
 
 
+#: A formula (text) or, from Python, a callable.
+Formula = str | Callable | None
+#: The shorthand profiles as formulas (``s``: the two-beams separation).
+PROFILES = {
+    "gaussian": "exp(-x**2)",
+    "bell": "exp(-x**4)",
+    "two-beams": "exp(-(x - s / 2)**2) + exp(-(x + s / 2)**2)",
+}
+
+
+def _custom_when_given(obj, formula: str, name: str) -> None:
+    """A table given its own formula is ``custom`` (a frozen dataclass sets it here)."""
+    if getattr(obj, formula) is not None:
+        object.__setattr__(obj, name, "custom")
+
+
+def _needs_formula(obj, name: str, formula: str) -> None:
+    if getattr(obj, name) == "custom" and getattr(obj, formula.split(".")[1]) is None:
+        raise ScenarioError(f"{formula.split('.')[0]}.{name} = 'custom' needs {formula}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Launch:
+    """``amplitude`` (u0(x), signed: a node is a sign change) replaces ``profile``, which
+    is then ``custom``; ``x_range`` replaces ``span`` (see :attr:`bounds`)."""
+
     profile: str = "gaussian"
     wavelength: float = 1e-4
     rays: int = 128
     span: float = 3.0
     separation: float = 3.0
     heavy: tuple[float, ...] = (-1.0, 1.0)
+    amplitude: Formula = None
+    phase: Formula = None
+    x_range: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        _custom_when_given(self, "amplitude", "profile")
+        _needs_formula(self, "profile", "launch.amplitude")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The launch interval [w0]: ``x_range``, else [−span, span]."""
+        return tuple(self.x_range) if self.x_range is not None else (-self.span, self.span)
+
+    @property
+    def points(self) -> np.ndarray:
+        """The ``rays`` launch positions, equally spaced on :attr:`bounds`."""
+        return np.linspace(*self.bounds, self.rays)
+
+    @property
+    def amplitude_formula(self) -> Formula:
+        """``amplitude``, or the ``profile`` shorthand's formula."""
+        if self.amplitude is not None:
+            return self.amplitude
+        return PROFILES[self.profile].replace("s / 2", repr(self.separation / 2))
 
 
 @dataclasses.dataclass(frozen=True)
 class Medium:
+    """``K2`` (K²(x, z), a formula or a callable) replaces ``kind``, which is then
+    ``custom``; free, grin and lens are the built-in media."""
+
     kind: str = "free"
     a: float = 100.0
     length: float = 0.0
+    K2: Formula = None
+
+    def __post_init__(self):
+        _custom_when_given(self, "K2", "kind")
+        _needs_formula(self, "kind", "medium.K2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +221,16 @@ class Tolerance:
 #: (type, check, what the check demands) per key of each table.
 RULES: dict[str, dict[str, tuple[type, Any, str]]] = {
     "launch": {
-        "profile": (str, _in("gaussian", "bell", "two-beams"), "gaussian, bell or two-beams"),
+        "profile": (str, _in(*PROFILES), "gaussian, bell or two-beams (or give amplitude)"),
+        "amplitude": (str, lambda v: True, "a formula of x"),
+        "phase": (str, lambda v: True, "a formula of x"),
+        "x_range": (
+            tuple,
+            lambda v: (
+                len(v) == 2 and all(isinstance(t, float) for t in v) and -50 <= v[0] < v[1] <= 50
+            ),
+            "[a, b] with -50 <= a < b <= 50 w0",
+        ),
         "wavelength": (float, lambda v: 0 < v <= 2, "0 < λ0/w0 <= 2"),
         "rays": (int, lambda v: 16 <= v <= 20000, "16 <= rays <= 20000"),
         "span": (float, lambda v: 0 < v <= 10, "0 < span <= 10 w0"),
@@ -153,7 +238,8 @@ RULES: dict[str, dict[str, tuple[type, Any, str]]] = {
         "heavy": (tuple, lambda v: all(isinstance(t, (int, float)) for t in v), "numbers"),
     },
     "medium": {
-        "kind": (str, _in("free", "grin", "lens"), "free, grin or lens"),
+        "kind": (str, _in("free", "grin", "lens"), "free, grin or lens (or give K2)"),
+        "K2": (str, lambda v: True, "a formula of x and z"),
         "a": (float, _positive, "> 0"),
         "length": (float, _nonneg, ">= 0"),
     },
@@ -198,14 +284,61 @@ class Scenario:
     run: Run = Run()
     tolerance: Tolerance = Tolerance()
     source: str = ""
+    constants: Mapping[str, float] = dataclasses.field(default_factory=dict, hash=False)
 
     @property
     def rayleigh_length(self) -> float:
         """z_R = K w0²/2 with K = 2π/λ0 at the launch (w0 = 1)."""
         return 3.141592653589793 / self.launch.wavelength
 
+    @property
+    def wavenumber(self) -> float:
+        """k = 2π/λ0 [1/w0], the name ``k`` in formulas."""
+        return 2 * math.pi / self.launch.wavelength
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-ready: a callable formula becomes its placeholder ``<python: name>``."""
+        return _jsonable(dataclasses.asdict(self))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if callable(value):
+        return f"{CALLABLE_MARK} {getattr(value, '__qualname__', type(value).__name__)}>"
+    return value
+
+
+#: How :meth:`Scenario.to_dict` writes a callable (it cannot be read back as a formula).
+CALLABLE_MARK = "<python:"
+#: The formula keys: (table, key) → their variables.
+FORMULAS = {
+    ("launch", "amplitude"): ("x",),
+    ("launch", "phase"): ("x",),
+    ("medium", "K2"): ("x", "z"),
+}
+
+
+def formula(
+    sc: Scenario, table: str, key: str, value: Formula = None, *, text: str = ""
+) -> Callable | None:
+    """The callable of formula ``table.key`` (or of ``value`` in its place): an
+    :class:`~compare.expressions.Expression` parsed with the scenario's constants and k,
+    or the user's own callable; None if not given. A bad formula is a ScenarioError
+    naming the file, line and key."""
+    if value is None:
+        value = getattr(getattr(sc, table), key)
+    if value is None or callable(value):
+        return value
+    try:
+        return _parse(value, FORMULAS[(table, key)], tuple(sc.constants.items()), sc.wavenumber)
+    except expressions.ExpressionError as exc:
+        raise ScenarioError(f"{_where(sc.source, text, table, key)} = {value!r}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(text, variables, constants, k) -> expressions.Expression:
+    return expressions.parse(text, variables, dict(constants), wavenumber=k)
 
 
 def _line_of(text: str, table: str | None, key: str) -> int | None:
@@ -242,9 +375,30 @@ def _coerce(value, kind: type, where: str, demand: str):
     return value
 
 
-def from_mapping(data: Mapping[str, Any], *, path: str = "<scenario>", text: str = "") -> Scenario:
-    """Validate a parsed scenario (the TOML as a dict) into a :class:`Scenario`."""
-    top = {"name", "description", "figure"} | set(TABLES)
+def _constants(given, path: str, text: str) -> dict[str, float]:
+    if not isinstance(given, Mapping):
+        raise ScenarioError(f"{path}: [constants] must be a table of numbers; got {given!r}")
+    out = {}
+    for name, value in given.items():
+        where = _where(path, text, "constants", name)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ScenarioError(f"{where}: a constant's name must be an identifier")
+        if name in expressions.RESERVED:
+            raise ScenarioError(
+                f"{where}: {name!r} is predefined (x, z, k, pi, e and the functions); rename it"
+            )
+        out[name] = _coerce(value, float, where, "a finite number")
+    return out
+
+
+def from_mapping(
+    data: Mapping[str, Any], *, path: str = "<scenario>", text: str = "", evaluate: bool = True
+) -> Scenario:
+    """Validate a parsed scenario (the TOML as a dict) into a :class:`Scenario`.
+
+    ``evaluate=False`` (re-reading a run folder's ``scenario.json``) skips parsing and
+    evaluating the formulas; a callable's placeholder is then kept as it is."""
+    top = {"name", "description", "figure", "constants"} | set(TABLES)
     for key in data:
         if key not in top:
             raise ScenarioError(
@@ -258,6 +412,7 @@ def from_mapping(data: Mapping[str, Any], *, path: str = "<scenario>", text: str
             f"{_where(path, text, None, 'name')}: use lower-case letters, digits and '-'; "
             f"got {data['name']!r}"
         )
+    constants = _constants(data.get("constants", {}), path, text)
     tables = {}
     for table, cls in TABLES.items():
         given = data.get(table, {})
@@ -270,37 +425,165 @@ def from_mapping(data: Mapping[str, Any], *, path: str = "<scenario>", text: str
                     f"{_where(path, text, table, key)}: unknown key; allowed: "
                     f"{sorted(RULES[table])}"
                 )
+            if value is None or (not evaluate and (table, key) in FORMULAS):
+                values[key] = value  # None: not given (JSON); a formula read back as is
+                continue
+            if key in ("profile", "kind") and value == "custom":
+                formula_key = "amplitude" if key == "profile" else "K2"
+                if given.get(formula_key) is None:
+                    raise ScenarioError(
+                        f"{_where(path, text, table, key)} = 'custom' needs "
+                        f"{table}.{formula_key}, a formula"
+                    )
+                continue  # set by the table itself, from its formula
             kind, check, demand = RULES[table][key]
             where = _where(path, text, table, key)
             value = _coerce(value, kind, where, demand)
             if not check(value):
                 raise ScenarioError(f"{where} = {value!r} is impossible: must be {demand}")
             values[key] = value
+        for (t, formula_key), _ in FORMULAS.items():
+            shorthand = "profile" if formula_key == "amplitude" else "kind"
+            if t == table and formula_key != "phase" and {formula_key, shorthand} <= set(given):
+                if given[formula_key] is not None and given[shorthand] != "custom":
+                    raise ScenarioError(
+                        f"{_where(path, text, table, formula_key)}: give {table}.{formula_key} "
+                        f"or {table}.{shorthand}, not both"
+                    )
         tables[table] = cls(**values)
     sc = Scenario(
         name=data["name"],
         description=data["description"].strip(),
         figure=str(data.get("figure", "")),
         source=path,
+        constants=constants,
         **tables,
     )
-    _check_consistency(sc, path, text)
+    if evaluate:
+        validate(sc, text)
     return sc
 
 
-def _check_consistency(sc: Scenario, path: str, text: str) -> None:
+def validate(sc: Scenario, text: str = "") -> Scenario:
+    """Check a scenario as a whole (and its formulas, by evaluating them at the launch);
+    also for one built in Python. Returns it; raises :class:`ScenarioError`."""
+    path = sc.source or "<scenario>"
     if sc.medium.kind == "lens" and sc.medium.length <= 0:
         raise ScenarioError(f"{_where(path, text, 'medium', 'length')}: a lens needs length > 0")
-    if sc.medium.kind != "free" and sc.run.judge == "angular":
+    if sc.launch.x_range is not None and "span" in _keys(text, "launch"):
         raise ScenarioError(
-            f"{_where(path, text, 'run', 'judge')}: the angular spectrum is exact only in free "
-            f"space; medium.kind = {sc.medium.kind!r} needs judge = 'paraxial' or 'helmholtz'"
+            f"{_where(path, text, 'launch', 'x_range')}: give launch.x_range or launch.span, "
+            "not both"
+        )
+    x0 = sc.launch.points
+    _check_formula(sc, text, "launch", "amplitude", x0, nonzero=True)
+    _check_formula(sc, text, "launch", "phase", x0)
+    _check_formula(sc, text, "medium", "K2", x0, positive=True)
+    if not homogeneous(sc) and sc.run.judge == "angular":
+        raise ScenarioError(
+            f"{_where(path, text, 'run', 'judge')}: the angular spectrum is exact only in a "
+            f"uniform medium; medium.kind = {sc.medium.kind!r} needs judge = 'paraxial' or "
+            "'helmholtz'"
         )
     if sc.run.judge == "helmholtz" and sc.launch.wavelength < 0.05:
         raise ScenarioError(
             f"{_where(path, text, 'run', 'judge')}: λ0/w0 = {sc.launch.wavelength} cannot be "
             "resolved by the full-wave solver on this machine; use 'paraxial' or 'angular'"
         )
+    return sc
+
+
+def homogeneous(sc: Scenario) -> bool:
+    """True if K² is the same everywhere (free space, or a K2 formula of neither x nor z)."""
+    if sc.medium.kind == "free":
+        return True
+    if sc.medium.kind != "custom" or callable(sc.medium.K2):
+        return False
+    return formula(sc, "medium", "K2").constant
+
+
+def _keys(text: str, table: str) -> set[str]:
+    try:
+        return set(tomllib.loads(text).get(table, {})) if text else set()
+    except tomllib.TOMLDecodeError:  # pragma: no cover - the file was parsed before
+        return set()
+
+
+def _check_formula(sc, text, table, key, x0, nonzero=False, positive=False) -> None:
+    """Evaluate formula ``table.key`` at the launch points (K2: on the launch line z = 0)."""
+    value = getattr(getattr(sc, table), key)
+    if key == "amplitude":
+        value = sc.launch.amplitude_formula
+    if value is None:
+        return
+    if isinstance(value, str) and value.startswith(CALLABLE_MARK):
+        raise ScenarioError(
+            f"{_where(sc.source, text, table, key)} = {value!r}: a Python callable cannot be "
+            "read back from a file; build the scenario in Python"
+        )
+    f = formula(sc, table, key, value, text=text)
+    where = _where(sc.source or "<scenario>", text, table, key)
+    args = (x0, np.zeros_like(x0)) if key == "K2" else (x0,)
+    try:
+        with np.errstate(all="ignore"):
+            v = np.broadcast_to(np.asarray(f(*args), dtype=float), x0.shape)
+    except Exception as exc:  # a user's callable may raise anything: name it
+        raise ScenarioError(f"{where}: evaluating it at the launch points failed: {exc}") from None
+    bad = ~np.isfinite(v)
+    if nonzero:
+        bad |= v == 0
+    if positive:
+        bad |= v <= 0
+    if bad.any():
+        demand = (
+            "finite and positive" if positive else "finite and non-zero" if nonzero else "finite"
+        )
+        i = int(np.flatnonzero(bad)[0])
+        fix = (
+            "; launch where it is not zero (launch.x_range, e.g. beside a node)" if nonzero else ""
+        )
+        raise ScenarioError(
+            f"{where}: must be {demand} at every launch point{' (z = 0)' if key == 'K2' else ''}; "
+            f"at x = {x0[i]:.6g} it is {v[i]:.6g} ({int(bad.sum())} of {x0.size} points){fix}"
+        )
+
+
+def with_overrides(sc: Scenario, overrides: Mapping[str, Any]) -> Scenario:
+    """``sc`` with ``{"table.key": value}`` replaced (typed values, checked by the file's
+    rules; formulas may be text or callables; ``constants.NAME`` sets a constant), then
+    validated as a whole. The scenario itself is unchanged (frozen)."""
+    changes: dict[str, dict[str, Any]] = {}
+    constants = dict(sc.constants)
+    for dotted, value in overrides.items():
+        table, _, key = dotted.partition(".")
+        where = f"override {dotted}"
+        if table == "constants" and key:
+            constants.update(_constants({key: value}, where, ""))
+            continue
+        if table not in RULES or key not in RULES[table]:
+            known = sorted(f"{t}.{k}" for t in RULES for k in RULES[t])
+            raise ScenarioError(
+                f"{where}: unknown key; allowed: constants.NAME, {', '.join(known)}"
+            )
+        if not ((table, key) in FORMULAS and (value is None or callable(value))):
+            kind, check, demand = RULES[table][key]
+            value = _coerce(value, kind, where, demand)
+            if not check(value):
+                raise ScenarioError(f"{where} = {value!r} is impossible: must be {demand}")
+        changes.setdefault(table, {})[key] = value
+    for table, shorthand, formula_key in (
+        ("launch", "profile", "amplitude"),
+        ("medium", "kind", "K2"),
+    ):
+        given = changes.get(table, {})
+        if shorthand in given:
+            if given.get(formula_key, getattr(getattr(sc, table), formula_key)) is not None:
+                raise ScenarioError(
+                    f"override {table}.{shorthand}: the scenario gives {table}.{formula_key}; "
+                    f"override {table}.{formula_key} instead (or set it to None as well)"
+                )
+    tables = {t: dataclasses.replace(getattr(sc, t), **kv) for t, kv in changes.items()}
+    return validate(dataclasses.replace(sc, constants=constants, **tables))
 
 
 def parse_value(raw: str):

@@ -38,7 +38,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from compare.sweep import SweepSummary, collect, grid_dataset, is_complete, run_tasks, write_record
+import wavefield as wf
+from compare.agreement import agreement
+from compare.problem import Problem
+from compare.run import compared, trace_family
+from compare.scenarios import Scenario, get, with_overrides
+from compare.streamlines import streamlines
+from compare.tasks import SweepSummary, collect, grid_dataset, is_complete, run_tasks, write_record
 from wavetraj.storage import write_atomic
 
 log = logging.getLogger(__name__)
@@ -94,20 +100,18 @@ class StudySummary(SweepSummary):
     seconds: float = 0.0
 
 
-def study_scenario(profile: str, wavelength: float):
+def study_scenario(profile: str, wavelength: float) -> Scenario:
     """The built-in scenario of ``profile`` at λ0/w0 = ``wavelength``, with the study's grid."""
-    from compare.scenarios import get
-
     overrides = {
-        "launch.wavelength": repr(float(wavelength)),
-        "launch.rays": str(RAYS[profile]),
-        "launch.span": repr(SPAN[profile]),
-        "run.z_end": repr(Z_END[profile]),
-        "run.judge": '"angular"',
-        "run.window": repr(WINDOW),
-        "run.nx": str(NX),
+        "launch.wavelength": float(wavelength),
+        "launch.rays": RAYS[profile],
+        "launch.span": SPAN[profile],
+        "run.z_end": Z_END[profile],
+        "run.judge": "angular",
+        "run.window": WINDOW,
+        "run.nx": NX,
     }
-    return get(profile, overrides)
+    return with_overrides(get(profile), overrides)
 
 
 def case_name(profile: str, wavelength: float) -> str:
@@ -115,8 +119,6 @@ def case_name(profile: str, wavelength: float) -> str:
 
 
 def _family_metrics(name: str, rays: xr.Dataset, lines: xr.Dataset, heavy) -> dict:
-    from compare.agreement import agreement
-
     done = rays["status"].values == "ok"
     d = np.where(done, agreement(rays, lines)["max_distance"].values, np.nan)
     with warnings.catch_warnings():  # no completed ray: NaN, and completed = 0 says why
@@ -131,18 +133,13 @@ def _family_metrics(name: str, rays: xr.Dataset, lines: xr.Dataset, heavy) -> di
 
 def measure(profile: str, wavelength: float) -> dict:
     """One case of the study (see the module docstring); returns flat numbers."""
-    import raytrace as rt
-    from compare.run import compared, dynamics, judge_field, launch_profile, output_planes
-    from compare.streamlines import streamlines
-
     sc = study_scenario(profile, wavelength)
+    p = Problem.of(sc)
     t0 = time.perf_counter()
-    field = judge_field(sc)
-    planes = output_planes(sc, field)
-    x0 = rt.launch_points(sc.launch.rays, sc.launch.span)
-    R0 = launch_profile(sc)
-    dyn = dynamics(sc)
-    core = np.flatnonzero(R0(x0) >= CORE_AMPLITUDE)
+    field = p.judge_field()
+    planes = p.planes(field)
+    x0 = p.launch.x0
+    core = np.flatnonzero(p.launch.R0(x0) >= CORE_AMPLITUDE)
     heavy_x0 = [x0[core][np.argmin(np.abs(x0[core] - h))] for h in sc.launch.heavy]
     pick = np.union1d(compared(core, COMPARED), [np.flatnonzero(x0 == h)[0] for h in heavy_x0])
     heavy = np.flatnonzero(np.isin(x0[pick], heavy_x0))
@@ -156,10 +153,10 @@ def measure(profile: str, wavelength: float) -> dict:
     with warnings.catch_warnings(), _counted_warnings("raytrace") as counted:
         warnings.simplefilter("ignore", RuntimeWarning)
         families = {
-            "self_consistent": lambda: rt.trace(dyn, x0, R0, z_out=planes).isel(ray=pick),
-            "field_driven": lambda: rt.trace(dyn, x0[pick], R0, z_out=planes, wave_potential=field),
-            "geometric": lambda: rt.trace(dyn, x0[pick], R0, z_out=planes, wave_potential="none"),
-            "paraxial": lambda: streamlines(_paraxial(sc, field), x0[pick], z_out=planes),
+            "self_consistent": lambda: trace_family(p, "self_consistent", planes).isel(ray=pick),
+            "field_driven": lambda: trace_family(p, "field_driven", planes, x0[pick], field),
+            "geometric": lambda: trace_family(p, "geometric", planes, x0[pick]),
+            "paraxial": lambda: streamlines(_paraxial(p, field), x0[pick], z_out=planes),
         }
         for name, make in families.items():
             counted.clear()
@@ -173,7 +170,7 @@ def measure(profile: str, wavelength: float) -> dict:
             out[f"{name}_seconds"] = time.perf_counter() - t
             out[f"{name}_warnings"] = len(counted)
         if wavelength >= HELMHOLTZ_CHECK:
-            out["judge_check"] = _judge_check(sc, lines.isel(ray=heavy), x0[pick][heavy], planes)
+            out["judge_check"] = _judge_check(p, lines.isel(ray=heavy), x0[pick][heavy], planes)
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -199,27 +196,18 @@ def _counted_warnings(logger: str):
         target.propagate = propagate
 
 
-def _paraxial(sc, field: xr.Dataset) -> xr.Dataset:
+def _paraxial(p: Problem, field: xr.Dataset) -> xr.Dataset:
     """The paraxial field on the judge's grid (free space: the split step is exact)."""
-    import wavefield as wf
-    from compare.run import launch_profile
-
-    K0 = 2 * np.pi / sc.launch.wavelength
+    k = p.wavenumber
     x = field["x"].values
-    return wf.propagate_paraxial(K0**2, x, field["z"].values, launch_profile(sc)(x), k_ref=K0)
+    return wf.propagate_paraxial(k**2, x, field["z"].values, p.launch.u0(x), k_ref=k)
 
 
-def _judge_check(sc, lines: xr.Dataset, x0, planes) -> float:
+def _judge_check(p: Problem, lines: xr.Dataset, x0, planes) -> float:
     """Largest distance between the angular-spectrum and full-wave streamlines from x0."""
-    import wavefield as wf
-    from compare.agreement import agreement
-    from compare.run import launch_profile
-    from compare.streamlines import streamlines
-
-    W = HELMHOLTZ_WINDOW * np.sqrt(1 + sc.run.z_end**2)
-    x, z = wf.grid_for(sc.launch.wavelength, (-W, W), (0, planes[-1]))
-    K0 = 2 * np.pi / sc.launch.wavelength
-    full = wf.solve_helmholtz(K0**2, x, z, launch_profile(sc)(x))
+    W = HELMHOLTZ_WINDOW * np.sqrt(1 + p.sc.run.z_end**2)
+    x, z = wf.grid_for(p.sc.launch.wavelength, (-W, W), (0, planes[-1]))
+    full = wf.solve_helmholtz(p.wavenumber**2, x, z, p.launch.u0(x))
     other = streamlines(full, x0, z_out=planes[planes <= z[-1]])
     return float(
         agreement(other, lines.isel(step=slice(0, other.sizes["step"]))).attrs["max_distance"]
@@ -245,8 +233,10 @@ def study(
     profiles: Sequence[str] = PROFILES,
     scheduler=None,
     progress: Callable[[int, int], None] | None = None,
+    page: Callable[[xr.Dataset, pathlib.Path], pathlib.Path] | None = None,
 ) -> StudySummary:
-    """Run the study (resuming complete cases), gather ``study.nc``, write ``study.html``."""
+    """Run the study (resuming complete cases) and gather ``study.nc``; ``page(ds, out)``
+    then writes its page (the CLI passes :func:`compare.study_page.study_page`)."""
     t0 = time.perf_counter()
     for p in profiles:
         if p not in PROFILES:
@@ -271,14 +261,13 @@ def study(
     run_tasks(tasks, scheduler=scheduler, progress=progress, already=len(done), total=len(grid))
     records, failed = collect(paths, REQUIRED, identities)
     errors = {names[idx]: err for idx, err in failed.items()}
-    ds_path = page = None
+    ds_path = written = None
     if records:
         ds = gather(records, profiles, wavelengths)
         ds_path = out / "study.nc"
         write_atomic(ds, ds_path)
-        from compare.report import study_page
-
-        page = study_page(ds, out)
+        if page is not None:
+            written = page(ds, out)
     return StudySummary(
         out,
         len(grid),
@@ -287,7 +276,7 @@ def study(
         len(errors),
         errors,
         ds_path,
-        page,
+        written,
         time.perf_counter() - t0,
     )
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import raytrace as rt
 import wavefield as wf
 import wavetraj
-from compare import cli, scenarios, sweep
+from compare import cli, scenarios, sweep, tasks
 from compare.scenarios import tomllib  # tomli before Python 3.11
 from compare.streamlines import streamlines
 from wavetraj import WavetrajFileError, load, save
@@ -142,17 +142,17 @@ def test_a_sweep_case_is_complete_only_if_whole_and_its_own(tmp_path, caplog):
     ida = sweep.case_identity("gaussian", {"launch.rays": 32})
     idb = sweep.case_identity("gaussian", {"launch.rays": 48})
     assert ida["scenario_sha256"] != idb["scenario_sha256"]
-    sweep.write_record(a, ida, lambda: {"max_distance_w0": 1e-5})
-    sweep.write_record(b, idb, lambda: {"max_distance_w0": 2e-5})
-    assert sweep.is_complete(a, identity=ida) and sweep.is_complete(b, identity=idb)
+    tasks.write_record(a, ida, lambda: {"max_distance_w0": 1e-5})
+    tasks.write_record(b, idb, lambda: {"max_distance_w0": 2e-5})
+    assert tasks.is_complete(a, identity=ida) and tasks.is_complete(b, identity=idb)
     b.write_bytes(a.read_bytes())  # the rays=32 case copied over the rays=48 one
-    assert not sweep.is_complete(b, identity=idb)
+    assert not tasks.is_complete(b, identity=idb)
     assert "is not this case's record" in caplog.text
     data = a.read_bytes()
     value = np.float64(1e-5).tobytes()
     assert data.count(value) == 1
     a.write_bytes(data.replace(value, np.float64(0.0).tobytes()))  # the number, zeroed
-    assert not sweep.is_complete(a, identity=ida)
+    assert not tasks.is_complete(a, identity=ida)
     assert "is damaged" in caplog.text
 
 

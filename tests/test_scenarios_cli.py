@@ -122,7 +122,8 @@ def test_cli_list_run_report_end_to_end(tmp_path, capsys):
     assert code == 0, printed
     assert "PASS  grin" in printed
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    # the seed layout (pattern with R² at launch and end), rays on streamlines, distance
+    assert html.count("data:image/png;base64,") == 3
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics[0]["scenario"] == "grin" and metrics[0]["rays"] == 32
     assert (out / "metrics.csv").is_file()

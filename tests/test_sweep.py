@@ -13,7 +13,8 @@ import pytest
 import xarray as xr
 
 from compare import cli
-from compare.sweep import case_name, read_case, sweep
+from compare.sweep import case_name, sweep
+from compare.tasks import read_case
 
 FAST = {"launch.rays": [32, 48], "run.steps": [11]}
 
@@ -117,8 +118,11 @@ FIELD_DRIVEN_MEDIAN = 1e-5
 
 def test_study_gathers_families_against_wavelength_and_resumes(tmp_path, client, capsys):
     from compare.study import study
+    from compare.study_page import study_page
 
-    s = study(tmp_path, wavelengths=[0.3, 1e-2], profiles=["gaussian"], scheduler=client)
+    s = study(
+        tmp_path, wavelengths=[0.3, 1e-2], profiles=["gaussian"], scheduler=client, page=study_page
+    )
     assert (s.total, s.computed, s.failed) == (2, 2, 0), s.errors
     ds = xr.load_dataset(s.gathered, engine="h5netcdf")
     assert ds["self_consistent_median"].dims == ("profile", "wavelength")

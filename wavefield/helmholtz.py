@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import xarray as xr
 
+from wavefield import _pardiso as mkl_pardiso
 from wavefield._grid import (
     MediumLike,
     coordinate,
@@ -332,13 +333,11 @@ def _pardiso(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
     weighted matching, measured at 398k unknowns: 3.8 s and 86M factor entries against
     5.2 s and 93M with it. Every solve checks its residual and refactorises with matching
     (unsymmetric type) if it is large."""
-    from wavefield import _pardiso
-
-    factor = _pardiso.PardisoFactor(A, matching=False)  # symmetric type when A is
+    factor = mkl_pardiso.PardisoFactor(A, matching=False)  # symmetric type when A is
     return _checked(
         A,
         factor.solve,
-        lambda: _pardiso.PardisoFactor(A, symmetric=False, matching=True).solve,
+        lambda: mkl_pardiso.PardisoFactor(A, symmetric=False, matching=True).solve,
         "PARDISO without matching",
         "weighted matching",
     )
@@ -394,9 +393,7 @@ def solve_memory(unknowns: int, solver: str, stencil: str, accuracy: int) -> flo
 
 def default_solver() -> str:
     """ "pardiso" when MKL is installed (``pip install 'wavetraj[fast]'``), else "superlu"."""
-    from wavefield import _pardiso
-
-    return "pardiso" if _pardiso.available() else "superlu"
+    return "pardiso" if mkl_pardiso.available() else "superlu"
 
 
 def solve_helmholtz(

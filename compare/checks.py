@@ -1,0 +1,118 @@
+"""Each scenario's own analytic anchor, beside the ray–streamline agreement.
+
+A :class:`Check` says when it applies (from the scenario's launch and medium) and measures
+its numbers from the self-consistent rays (and the geometric ones, if traced): eq. 11's
+hyperbola for the free Gaussian (seed Fig. 1), Kogelnik's focal waist in the GRIN medium,
+the lens's geometric focus and the Wave-Potential waist (Fig. 3), and the Klein–Gordon
+time-table. A stopped ray checks nothing: its value is NaN, never a number from a partial
+ray.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import xarray as xr
+
+from compare.scenarios import Scenario
+
+
+def heavy_indices(sc: Scenario, rays: xr.Dataset) -> list[int]:
+    """The rays nearest the scenario's ``launch.heavy`` points (drawn heavy)."""
+    x0 = rays["x0"].values
+    return sorted({int(np.argmin(np.abs(x0 - h))) for h in sc.launch.heavy})
+
+
+def _reached_end(rays: xr.Dataset, idx) -> bool:
+    return bool(np.all(rays["status"].values[np.atleast_1d(idx)].astype(str) == "ok"))
+
+
+def _nearest(rays: xr.Dataset, x: float) -> int:
+    return int(np.argmin(np.abs(rays["x0"].values - x)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One analytic anchor: ``applies(scenario, traced_geometric)``, then
+    ``measure(scenario, rays, geometric)`` → flat numbers."""
+
+    name: str
+    applies: Callable[[Scenario, bool], bool]
+    measure: Callable[[Scenario, xr.Dataset, xr.Dataset | None], dict]
+
+
+def _eq11(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
+    """Eq. 11: the heavy rays of a free Gaussian follow x0·√(1 + (z/z_R)²)."""
+    idx = heavy_indices(sc, rays)
+    z = rays["z"].values
+    x0 = rays["x0"].values[idx, None]
+    eq11 = x0 * np.sqrt(1 + (z[idx] / sc.rayleigh_length) ** 2)
+    error = float(np.max(np.abs(rays["x"].values[idx] - eq11)))
+    return {"eq11_heavy_error_w0": error if _reached_end(rays, idx) else float("nan")}
+
+
+def _kogelnik(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
+    """GRIN: the x0 = 1 ray's distance from the axis at the focus πa/2 against Kogelnik's
+    waist w_m²/w0 = 2a/k (w0 = 1)."""
+    a, k = sc.medium.a, sc.wavenumber
+    z = rays["z"].values
+    j = int(np.argmin(np.abs(z[0] - np.pi * a / 2)))
+    one = _nearest(rays, 1.0)
+    w_rays = float(abs(rays["x"].values[one, j]) / rays["x0"].values[one])
+    w_kog = 2 * a / k
+    out = {
+        "waist_rays_w0": w_rays,
+        "waist_kogelnik_w0": w_kog,
+        "waist_relative_error": abs(w_rays - w_kog) / w_kog,
+    }
+    if geometric is not None:
+        out["waist_geometric_w0"] = float(np.nanmax(np.abs(geometric["x"].values[:, j])))
+    return out
+
+
+def _lens(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
+    """Lens (Fig. 3): where the geometric x0 = 1 ray meets the axis, how close it gets,
+    and the self-consistent ray's waist."""
+    z = rays["z"].values
+    xg, xs = np.abs(geometric["x"].values), np.abs(rays["x"].values)
+    one = _nearest(rays, 1.0)
+    return {
+        "focus_z_geometric_w0": float(z[0, int(np.nanargmin(xg[one]))]),
+        "waist_geometric_w0": float(np.nanmin(xg[one])),
+        "waist_rays_w0": float(np.min(xs[one])) if _reached_end(rays, one) else np.nan,
+    }
+
+
+def _timetable(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
+    """Klein–Gordon: the axial ray's time of flight against z/v with v = k/E (c = 1)."""
+    c = _nearest(rays, 0.0)
+    k = sc.wavenumber
+    v = k / np.sqrt(k**2 + sc.dynamics.rest_mass**2)
+    return {
+        "time_of_flight_axis": float(rays["t"].values[c, -1]),
+        "time_of_flight_free": float(rays["z"].values[c, -1] / v),
+        "velocity_over_c": float(v),
+    }
+
+
+def _gaussian(sc: Scenario) -> bool:
+    return sc.launch.profile == "gaussian" and sc.launch.phase is None
+
+
+CHECKS = (
+    Check("eq11", lambda sc, g: sc.medium.kind == "free" and _gaussian(sc), _eq11),
+    Check("kogelnik", lambda sc, g: sc.medium.kind == "grin" and _gaussian(sc), _kogelnik),
+    Check("lens", lambda sc, g: sc.medium.kind == "lens" and g, _lens),
+    Check("time-table", lambda sc, g: sc.dynamics.kind == "klein-gordon", _timetable),
+)
+
+
+def specific(sc: Scenario, rays: xr.Dataset, geometric: xr.Dataset | None) -> dict:
+    """The numbers of every check that applies to the scenario."""
+    out = {}
+    for check in CHECKS:
+        if check.applies(sc, geometric is not None):
+            out.update(check.measure(sc, rays, geometric))
+    return out
