@@ -16,7 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from compare.scenarios import Scenario
+from compare.problem import Problem
+from compare.scenarios import EXACT_CHECKS, Scenario
 
 
 def heavy_indices(sc: Scenario, rays: xr.Dataset) -> list[int]:
@@ -97,6 +98,39 @@ def _timetable(sc: Scenario, rays: xr.Dataset, geometric) -> dict:
     }
 
 
+def _straight_rays(p: Problem, rays: xr.Dataset, geometric) -> dict:
+    """An eigenmode (R independent of z): every ray stays at its launch x0. The error is
+    the largest |x(z) − x0| over the rays that reached z_end (NaN if none did)."""
+    ok = rays["status"].values.astype(str) == "ok"
+    dev = np.abs(rays["x"].values[ok] - rays["x0"].values[ok, None])
+    return {"exact_error_w0": float(np.max(dev)) if ok.any() else float("nan")}
+
+
+def _grin_centroid(p: Problem, rays: xr.Dataset, geometric) -> dict:
+    """A Gaussian launched at x = 0 with tilt θ (sin θ = φ0'(0)/k) into K² = k²(1 − x²/a²):
+    the beam stays symmetric about its centroid, so the Wave Potential's force vanishes on
+    the ray launched at the centre, which then moves like the centroid's ray,
+    x(z) = a sin θ sin(z / (a cos θ)) (kz = k cos θ is conserved in a z-independent
+    medium; the paraxial centroid a θ sin(z/a) differs from it by O(θ²): 1.6e-4 w0 at
+    θ = 0.01, z = πa). The error is the centre ray's largest departure from it."""
+    sc = p.sc
+    c = _nearest(rays, 0.0)
+    sin_t = float(p.launch.slope(np.array([0.0]))[0]) / sc.wavenumber
+    cos_t = np.sqrt(1 - sin_t**2)
+    a = sc.medium.a
+    z = rays["z"].values[c]
+    exact = a * sin_t * np.sin(z / (a * cos_t))
+    err = float(np.max(np.abs(rays["x"].values[c] - exact)))
+    return {
+        "exact_error_w0": err if _reached_end(rays, c) else float("nan"),
+        "centroid_peak_w0": float(np.max(np.abs(exact))),
+    }
+
+
+EXACT = {"straight-rays": _straight_rays, "grin-centroid": _grin_centroid}
+assert set(EXACT) == set(EXACT_CHECKS), "every exact check named in scenarios is implemented"
+
+
 def _gaussian(sc: Scenario) -> bool:
     return sc.launch.profile == "gaussian" and sc.launch.phase is None
 
@@ -109,10 +143,14 @@ CHECKS = (
 )
 
 
-def specific(sc: Scenario, rays: xr.Dataset, geometric: xr.Dataset | None) -> dict:
-    """The numbers of every check that applies to the scenario."""
+def specific(p: Problem, rays: xr.Dataset, geometric: xr.Dataset | None) -> dict:
+    """The numbers of every check that applies to the scenario, and of its exact check
+    (``run.exact``: ``exact_error_w0``, which the verdict holds to ``tolerance.exact``)."""
+    sc = p.sc
     out = {}
     for check in CHECKS:
         if check.applies(sc, geometric is not None):
             out.update(check.measure(sc, rays, geometric))
+    if sc.run.exact:
+        out.update(EXACT[sc.run.exact](p, rays, geometric))
     return out

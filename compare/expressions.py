@@ -41,6 +41,7 @@ FUNCTIONS: dict[str, Callable] = {
     "cosh": sympy.cosh,
     "tanh": sympy.tanh,
     "arctan": sympy.atan,
+    "arctan2": sympy.atan2,
     "abs": sympy.Abs,
     "sign": sympy.sign,
     "erf": sympy.erf,
@@ -51,7 +52,7 @@ FUNCTIONS: dict[str, Callable] = {
     "max": sympy.Max,
 }
 #: Number of arguments of each function (None: two or more).
-_ARITY = {"min": None, "max": None, "where": 3}
+_ARITY = {"min": None, "max": None, "where": 3, "arctan2": 2}
 #: Names every expression knows besides its variables and the scenario's constants.
 BUILTIN_CONSTANTS = {"pi": sympy.pi, "e": sympy.E}
 #: Names that cannot be redefined as constants: variables, builtins and function names.

@@ -104,8 +104,9 @@ def run_scenario(sc: Scenario) -> Result:
         "time_rays_s": t_rays,
         "time_streamlines_s": t_lines,
     }
-    metrics.update(verdict(sc, rays, lines, agree, planes))
-    metrics.update(checks.specific(sc, rays, geometric))
+    specific = checks.specific(p, rays, geometric)
+    metrics.update(verdict(sc, rays, lines, agree, planes, specific.get("exact_error_w0")))
+    metrics.update(specific)
     log.info(
         "%s: max distance %.3g w0 (tolerance %.3g): %s",
         sc.name,
@@ -123,7 +124,14 @@ def status_counts(status) -> str:
     return ", ".join(f"{names[i]}: {int(counts[i])}" for i in order)
 
 
-def verdict(sc: Scenario, rays: xr.Dataset, lines: xr.Dataset, agree: xr.Dataset, planes) -> dict:
+def verdict(
+    sc: Scenario,
+    rays: xr.Dataset,
+    lines: xr.Dataset,
+    agree: xr.Dataset,
+    planes,
+    exact: float | None = None,
+) -> dict:
     """PASS only when the rays completed, the streamlines were compared with them over
     enough of the run, and the distance is within tolerance; otherwise FAIL, with why.
 
@@ -131,7 +139,9 @@ def verdict(sc: Scenario, rays: xr.Dataset, lines: xr.Dataset, agree: xr.Dataset
     ``tolerance.completed``. ``judged_fraction``: the compared length (z0..z_end) over
     which each compared ray and its streamline both exist, averaged over the compared
     rays; required ``tolerance.judged``. A ray that stopped at the launch line would
-    otherwise be "0 w0 from its streamline" — a PASS on nothing."""
+    otherwise be "0 w0 from its streamline" — a PASS on nothing. ``exact``: the error of
+    the scenario's exact check (``run.exact``), which must be within ``tolerance.exact``
+    (NaN: it could not be made, a FAIL)."""
     tol = sc.tolerance
     status = rays["status"].values.astype(str)
     completed = float(np.mean(status == "ok"))
@@ -157,6 +167,14 @@ def verdict(sc: Scenario, rays: xr.Dataset, lines: xr.Dataset, agree: xr.Dataset
         reasons.append(
             f"max distance {distance:.3g} w0 exceeds the tolerance {tol.max_distance:.3g} w0"
         )
+    if sc.run.exact:
+        if exact is None or not np.isfinite(exact):
+            reasons.append(f"the exact check {sc.run.exact!r} could not be made (rays stopped)")
+        elif exact > tol.exact:
+            reasons.append(
+                f"the exact check {sc.run.exact!r} is off by {exact:.3g} w0, more than "
+                f"{tol.exact:.3g} w0"
+            )
     return {
         "completed_fraction": completed,
         "completed_required": tol.completed,

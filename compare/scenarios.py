@@ -38,12 +38,14 @@ A scenario file has four tables (every key optional unless marked, defaults belo
     resample = true        # re-sample the self-consistent front when its gaps spread
     nx = 1024              # transverse points of the judging field
     window = 8.0           # the judging field spans ±window·w0 (times the beam growth)
+    exact = ""             # an exact check: straight-rays | grin-centroid (EXACT_CHECKS)
 
     [tolerance]
     max_distance = 1e-4    # w0: worst ray–streamline distance that passes
     completed = 1.0        # fraction of the rays that must reach z_end ("ok")
     judged = 0.75          # fraction of the compared length (z0..z_end, averaged over the
                            # compared rays) over which rays and streamlines both exist
+    exact = 1e-4           # w0: largest error of the run.exact check that passes
 
 Formulas (``amplitude``, ``phase``: of x; ``K2``: of x and z) are parsed by
 :mod:`compare.expressions` — a whitelist, never evaluated as code — and may use the names x,
@@ -203,7 +205,13 @@ class Run:
     resample: bool = True
     nx: int = 1024
     window: float = 8.0
+    exact: str = ""
 
+
+#: Exact checks a scenario may name (``run.exact``), implemented in :mod:`compare.checks`:
+#: rays of an eigenmode stay straight; the centre ray of a tilted Gaussian in the GRIN
+#: medium follows its centroid's sine (Ehrenfest, exact for the paraxial equation).
+EXACT_CHECKS = ("straight-rays", "grin-centroid")
 
 #: Default share of the compared length that must be judged. The edge streamlines of the
 #: bell start in its tails below the streamline floor (R < 1e-4 of the peak) and are not
@@ -216,6 +224,7 @@ class Tolerance:
     max_distance: float = 1e-4
     completed: float = 1.0
     judged: float = DEFAULT_JUDGED
+    exact: float = 1e-4
 
 
 #: (type, check, what the check demands) per key of each table.
@@ -255,11 +264,13 @@ RULES: dict[str, dict[str, tuple[type, Any, str]]] = {
         "resample": (bool, lambda v: True, "true or false"),
         "nx": (int, lambda v: 32 <= v <= 65536, "32 <= nx <= 65536"),
         "window": (float, lambda v: v >= 2, ">= 2"),
+        "exact": (str, _in("", *EXACT_CHECKS), f"one of {', '.join(EXACT_CHECKS)} (or empty)"),
     },
     "tolerance": {
         "max_distance": (float, _positive, "> 0 w0"),
         "completed": (float, lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
         "judged": (float, lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+        "exact": (float, _positive, "> 0 w0"),
     },
 }
 TABLES = {
@@ -474,6 +485,19 @@ def validate(sc: Scenario, text: str = "") -> Scenario:
         raise ScenarioError(
             f"{_where(path, text, 'launch', 'x_range')}: give launch.x_range or launch.span, "
             "not both"
+        )
+    if sc.run.exact == "grin-centroid" and (
+        sc.medium.kind != "grin" or "exp(-x**2)" != sc.launch.amplitude_formula
+    ):
+        raise ScenarioError(
+            f"{_where(path, text, 'run', 'exact')}: 'grin-centroid' is exact for a Gaussian "
+            "launch exp(-x**2) in medium.kind = 'grin'"
+        )
+    if sc.run.exact == "grin-centroid" and not np.any(sc.launch.points == 0.0):
+        raise ScenarioError(
+            f"{_where(path, text, 'launch', 'rays')}: 'grin-centroid' follows the ray launched "
+            f"at x = 0, and {sc.launch.rays} rays on {sc.launch.bounds} have none there: use a "
+            "symmetric span and an odd number of rays"
         )
     x0 = sc.launch.points
     _check_formula(sc, text, "launch", "amplitude", x0, nonzero=True)

@@ -20,12 +20,28 @@ FAST = {
     "two-beams": ({}, {"steps": 21}),  # 128 rays: at 64 the overlap region is unresolved
     "lens": ({"rays": 48}, {"steps": 41}),
     "gaussian-wide": ({}, {"z_end": 0.5, "steps": 21}),  # full-wave judge, half the length
+    "hg0": ({"rays": 32}, {"steps": 21}),
+    "hg1": ({"rays": 32}, {"steps": 21}),
+    "tilted-grin": ({"rays": 49}, {"steps": 21}),
+}
+#: Built-in scenarios the self-consistent ensemble cannot carry through yet (issue 13), in
+#: fast variants: their verdict must be FAIL and say why (the rays stopped, or, for the
+#: Airy beam's 48 rays to 2 z_R, which all complete: 0.79 w0 from the exact streamlines).
+KNOWN_FAIL = {
+    "slit": ({"rays": 96}, {"steps": 11}),
+    "airy": ({"rays": 48}, {"steps": 11, "z_end": 2.0}),
+    "crossing": ({"rays": 96}, {"steps": 11, "z_end": 0.6}),
+}
+WHY = {
+    "slit": "rays stopped before z_end",
+    "airy": "exceeds the tolerance",
+    "crossing": "rays stopped before z_end",
 }
 
 
 def fast(name):
     sc = scenarios.get(name)
-    launch, run = FAST[name]
+    launch, run = {**FAST, **KNOWN_FAIL}[name]
     return dataclasses.replace(
         sc,
         launch=dataclasses.replace(sc.launch, **launch),
@@ -45,6 +61,7 @@ def test_library_has_the_seed_figures_and_more():
         "klein-gordon",
     ):
         assert required in names
+    assert set(names) == {*FAST, *KNOWN_FAIL, "bell"}, "every built-in scenario has a fast test"
     figures = {sc.name: sc.figure for sc in scenarios.library()}
     assert figures["gaussian"] == "Fig. 1" and figures["bell"] == "Fig. 2"
     assert figures["lens"] == "Fig. 3"
@@ -67,6 +84,21 @@ def test_fast_scenario_agrees_with_its_streamlines(name):
         assert m["judge"] == "helmholtz-fd" and m["max_distance_w0"] > 1e-4
     if name == "klein-gordon":
         assert m["time_of_flight_axis"] == pytest.approx(m["time_of_flight_free"], rel=1e-5)
+    if name in ("hg0", "hg1"):  # eigenmodes: straight rays (hg1 beside its node)
+        assert m["exact_error_w0"] <= 1e-6
+    if name == "tilted-grin":  # the centre ray on the centroid's sine
+        assert m["exact_error_w0"] <= 1e-4 and m["centroid_peak_w0"] > 0.99
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_FAIL))
+def test_known_failures_say_why(name):
+    """Slit, Airy and crossing beams: the rays stop (issue 13), and the verdict says so
+    instead of comparing what is left."""
+    m = run_scenario(fast(name)).metrics
+    assert not m["passed"]
+    assert WHY[name] in m["verdict"], m["verdict"]
+    if "stopped" in WHY[name]:
+        assert m["rays_ok"] < m["rays"]
 
 
 def test_bell_rays_follow_the_streamlines_where_the_field_can_judge():
