@@ -163,7 +163,7 @@ def test_cli_list_run_report_end_to_end(tmp_path, capsys):
         assert (out / "grin" / f"{name}.nc").is_file()
     (out / "report.html").unlink()
     assert cli.main(["report", str(out)]) == 0
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 4
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
 
 
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):

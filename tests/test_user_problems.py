@@ -10,6 +10,7 @@ import pytest
 
 from compare import cli, plot, scenarios
 from compare.problem import Problem
+from compare.report import rebuild, report
 from compare.run import run_scenario
 from compare.scenarios import Launch, Medium, Run, Scenario, ScenarioError, Tolerance
 
@@ -63,7 +64,7 @@ def test_a_formula_medium_traces_the_same_rays_as_the_built_in_one(tmp_path):
     assert a.metrics["max_distance_w0"] == pytest.approx(b.metrics["max_distance_w0"], rel=1e-3)
 
 
-def test_the_same_problem_built_in_python_with_callables():
+def test_the_same_problem_built_in_python_with_callables(tmp_path):
     k = 2 * np.pi / 1e-2
     sc = Scenario(
         name="grin-python",
@@ -75,6 +76,9 @@ def test_the_same_problem_built_in_python_with_callables():
     )
     r = run_scenario(scenarios.validate(sc))
     assert r.metrics["passed"], r.metrics["verdict"]
+    report([r], tmp_path / "run")  # the run folder records the callables by name, and rebuilds
+    (tmp_path / "run" / "report.html").unlink()
+    assert "grin-python" in rebuild(tmp_path / "run").read_text()
     text = json.dumps(sc.to_dict())  # a callable is a placeholder, the dict stays JSON
     assert (
         "<python: test_the_same_problem_built_in_python_with_callables.<locals>.<lambda>>" in text
@@ -176,3 +180,15 @@ def test_the_figures_api_draws_on_given_axes_and_returns_them():
         assert made.lines and made.figure is not None
     layout = plot.seed_layout(r.rays, r.field, heavy=[3, 20])
     assert len(layout.axes) == 3
+
+
+def test_a_formula_scenario_runs_and_rebuilds_from_the_command_line(tmp_path, capsys):
+    path = _write(tmp_path, GRIN_FORMULA, "grin_formula.toml")
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out), "--set", "launch.rays=24"]) == 0
+    assert "PASS  grin-formula" in capsys.readouterr().out
+    saved = json.loads((out / "grin-formula" / "scenario.json").read_text())
+    assert saved["medium"]["K2"] == "k**2 * (1 - (x / a)**2)" and saved["constants"] == {"a": 100.0}
+    (out / "report.html").unlink()
+    assert cli.main(["report", str(out)]) == 0
+    assert "grin-formula" in (out / "report.html").read_text()
