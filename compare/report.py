@@ -64,6 +64,51 @@ def figure_distance(r: Result) -> str:
     return png_data(ax.figure)
 
 
+#: How the report names each metric, in words and units (the key stays in metrics.json).
+METRIC_LABELS = {
+    "scenario": "scenario",
+    "figure": "seed figure",
+    "wavelength_over_w0": "λ0 / w0",
+    "judge": "judging field (method)",
+    "rays": "rays launched",
+    "rays_ok": "rays that reached z_end",
+    "rays_compared": "rays compared with streamlines",
+    "max_distance_w0": "largest ray–streamline distance [w0]",
+    "median_max_distance_w0": "median over rays of the largest distance [w0]",
+    "max_distance_lambda": "largest ray–streamline distance [λ0]",
+    "worst_x0": "launch point of the worst ray [w0]",
+    "tolerance_w0": "tolerance on the distance [w0]",
+    "time_field_s": "time: judging field [s]",
+    "time_rays_s": "time: self-consistent rays [s]",
+    "time_streamlines_s": "time: streamlines [s]",
+    "completed_fraction": "share of rays that completed",
+    "completed_required": "share required to complete",
+    "ray_status": "ray status counts",
+    "lines_ok": "streamlines that reached z_end",
+    "line_status": "streamline status counts",
+    "judged_fraction": "share of the run over which rays were judged",
+    "judged_required": "share required to be judged",
+    "passed": "verdict",
+    "verdict": "why",
+    "eq11_heavy_error_w0": "heavy rays against eq. 11: largest error [w0]",
+    "waist_rays_w0": "waist of the self-consistent rays [w0]",
+    "waist_kogelnik_w0": "Kogelnik's waist 2a/(k w0) [w0]",
+    "waist_relative_error": "rays' waist against Kogelnik's: relative error",
+    "waist_geometric_w0": "waist of the geometric rays [w0]",
+    "focus_z_geometric_w0": "geometric focus z [w0]",
+    "time_of_flight_axis": "time of flight of the axial ray [w0/c]",
+    "time_of_flight_free": "free-particle time of flight z/v [w0/c]",
+    "velocity_over_c": "particle velocity v/c",
+    "exact_error_w0": "exact check (run.exact): largest error [w0]",
+    "centroid_peak_w0": "centroid's largest excursion [w0]",
+}
+
+
+def metric_label(key: str) -> str:
+    """The words for a metric key (the key itself if none are defined)."""
+    return METRIC_LABELS.get(key, key)
+
+
 def fmt(v) -> str:
     if isinstance(v, bool):
         return "PASS" if v else "FAIL"
@@ -76,7 +121,8 @@ def _section(r: Result) -> str:
     sc = r.scenario
     figs = [figure_seed(r), figure_overlay(r), figure_distance(r)]
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in r.metrics.items()
+        f"<tr><th>{html.escape(metric_label(k))}</th><td>{fmt(v)}</td></tr>"
+        for k, v in r.metrics.items()
     )
     verdict = "pass" if r.metrics.get("passed") else "fail"
     status = dict(zip(*np.unique(r.rays["status"].values, return_counts=True), strict=True))
@@ -95,6 +141,11 @@ def _section(r: Result) -> str:
 <p>Ray status: {status_text}. Judge field: {html.escape(diag)};
 grid {r.field.sizes["z"]} × {r.field.sizes["x"]} (z × x).</p>
 <table>{rows}</table>
+{
+        f"<p>Exact check: {html.escape(sc.run.exact)}, tolerance {sc.tolerance.exact:g} w0.</p>"
+        if sc.run.exact
+        else ""
+    }
 {images}
 <details><summary>scenario and provenance</summary>
 <pre>{html.escape(json.dumps(sc.to_dict(), indent=1, default=str))}</pre>

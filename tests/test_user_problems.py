@@ -192,3 +192,13 @@ def test_a_formula_scenario_runs_and_rebuilds_from_the_command_line(tmp_path, ca
     (out / "report.html").unlink()
     assert cli.main(["report", str(out)]) == 0
     assert "grin-formula" in (out / "report.html").read_text()
+
+
+def test_every_metric_has_words_in_the_report():
+    from compare.report import METRIC_LABELS
+
+    sc = scenarios.with_overrides(
+        scenarios.get("tilted-grin"), {"launch.rays": 17, "run.steps": 11}
+    )
+    m = run_scenario(sc).metrics
+    assert set(m) <= set(METRIC_LABELS), sorted(set(m) - set(METRIC_LABELS))
