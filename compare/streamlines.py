@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from scipy.integrate import solve_ivp
-from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 
 from wavetraj import ray_dataset, validate_field
 from wavetraj.derived import AMPLITUDE_FLOOR, phase_gradient, wave_potential
+from wavetraj.interpolant import SPLINE_DEGREE, FieldInterpolant
 from wavetraj.schema import RAY_VARIABLES
 
 #: Local error tolerance of the streamline integration (units of w0): well below the
@@ -35,10 +35,12 @@ ATOL = 1e-11
 STREAMLINE_FLOOR = 1e-4
 #: Difference accuracy of kx, kz on the field grid: the streamline error is set by it.
 GRADIENT_ACCURACY = 6
-SPLINE_DEGREE = 5
 
 
-class _Interpolated:
+class _Interpolated(FieldInterpolant):
+    """∇φ, Q and R of a field as splines; untrusted where ∇φ is undefined or R is below
+    ``floor`` of its peak, and off the grid."""
+
     def __init__(self, field: xr.Dataset, floor: float):
         x, z = field["x"].values, field["z"].values
         if x.size <= SPLINE_DEGREE + GRADIENT_ACCURACY or z.size <= SPLINE_DEGREE + 1:
@@ -53,25 +55,11 @@ class _Interpolated:
         Q = wave_potential(field, accuracy=acc, floor=AMPLITUDE_FLOOR).values
         undefined = ~(np.isfinite(kx.values) & np.isfinite(kz.values))
         R = np.abs(field["envelope"].values)
-        untrusted = undefined | (R < floor * R.max())
-        k = SPLINE_DEGREE
-
-        def spline(values):
-            return RectBivariateSpline(z, x, np.where(undefined, 0.0, values), kx=k, ky=k)
-
-        self.kx, self.kz = spline(kx.values), spline(kz.values)
-        self.Q = spline(np.nan_to_num(Q))
-        self.R = RectBivariateSpline(z, x, np.abs(field["envelope"].values), kx=3, ky=3)
-        self._undefined = RegularGridInterpolator(
-            (z, x), untrusted.astype(float), bounds_error=False, fill_value=1.0
+        super().__init__(field, undefined | (R < floor * R.max()), outside=1.0)
+        # zero-filled only where ∇φ is undefined; the stop mask above is wider
+        self.kx, self.kz, self.Q = (
+            self.spline(v, undefined=undefined) for v in (kx.values, kz.values, Q)
         )
-        self.x, self.z = x, z
-
-    def node_margin(self, x, z):
-        return 0.5 - self._undefined(np.column_stack([np.broadcast_to(z, x.shape), x]))
-
-    def domain_margin(self, x):
-        return np.minimum(x - self.x[0], self.x[-1] - x)
 
 
 def streamlines(

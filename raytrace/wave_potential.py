@@ -95,10 +95,10 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 from findiff import Diff
-from scipy.interpolate import RectBivariateSpline, RegularGridInterpolator
 from scipy.linalg import lapack
 
 from wavetraj.derived import AMPLITUDE_FLOOR, wave_potential
+from wavetraj.interpolant import SPLINE_DEGREE, FieldInterpolant
 
 log = logging.getLogger(__name__)
 
@@ -423,42 +423,27 @@ class Ensemble:
         return out
 
 
-class FieldPotential:
+class FieldPotential(FieldInterpolant):
     """Q(x, z) and ∂Q/∂x from a field Dataset, by quintic splines on its grid.
 
     Where the field's amplitude is below ``floor``·max (nodes) Q is undefined; a ray
-    entering a grid cell that touches such a point stops with status "node".
+    entering a grid cell that touches such a point stops with status "node" (the grid,
+    mask and margins: :class:`wavetraj.interpolant.FieldInterpolant`).
     """
 
-    SPLINE_DEGREE = 5
+    SPLINE_DEGREE = SPLINE_DEGREE
 
     def __init__(self, field, *, floor: float = AMPLITUDE_FLOOR):
         Q = wave_potential(field, floor=floor).values
-        self.x = field["x"].values
-        self.z = field["z"].values
-        if self.x.size <= self.SPLINE_DEGREE or self.z.size <= self.SPLINE_DEGREE:
+        nz, nx = Q.shape
+        if nx <= self.SPLINE_DEGREE or nz <= self.SPLINE_DEGREE:
             raise ValueError(
-                f"the field grid is {self.z.size} × {self.x.size} (z × x); a quintic spline "
+                f"the field grid is {nz} × {nx} (z × x); a quintic spline "
                 f"of Q needs > {self.SPLINE_DEGREE} points along each axis"
             )
-        undefined = ~np.isfinite(Q)
-        k = self.SPLINE_DEGREE
-        self._spline = RectBivariateSpline(self.z, self.x, np.where(undefined, 0.0, Q), kx=k, ky=k)
-        self._undefined = RegularGridInterpolator(
-            (self.z, self.x), undefined.astype(float), bounds_error=False, fill_value=0.0
-        )  # outside the grid the domain margin stops a ray ("domain"), not this one
-        R = np.abs(field["envelope"].values)
-        self._amplitude = RectBivariateSpline(self.z, self.x, R, kx=3, ky=3)
+        # outside the grid the domain margin stops a ray ("domain"), not the node mask
+        super().__init__(field, ~np.isfinite(Q), outside=0.0)
+        self._spline = self.spline(Q, self.SPLINE_DEGREE)
 
     def __call__(self, x, z) -> tuple[np.ndarray, np.ndarray]:
         return self._spline.ev(z, x), self._spline.ev(z, x, dy=1)
-
-    def amplitude(self, x, z) -> np.ndarray:
-        """R = |u| of the field at (x, z) (bicubic spline)."""
-        return self._amplitude.ev(z, x)
-
-    def node_margin(self, x, z) -> np.ndarray:
-        return 0.5 - self._undefined(np.column_stack([np.broadcast_to(z, x.shape), x]))
-
-    def domain_margin(self, x) -> np.ndarray:
-        return np.minimum(x - self.x[0], self.x[-1] - x)

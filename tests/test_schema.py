@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 import wavetraj
+from wavetraj.interpolant import FieldInterpolant
 from wavetraj.schema import RAY_VARIABLES, SchemaError, validate, validate_field, validate_rays
+
+from .conftest import make_field
 
 
 def test_field_dataset_is_valid_and_complete(field):
@@ -132,3 +135,21 @@ def test_provenance_records_inputs_as_json():
     commit = attrs["git_commit"]
     assert commit == "unknown" or (len(commit) == 40 and int(commit, 16) >= 0)
     assert "numpy" in json.loads(attrs["versions"])
+
+
+def test_field_interpolant_masks_and_margins():
+    """The shared interpolant (field-driven rays and streamlines): splines reproduce a
+    smooth quantity, masked points are zero-filled, and the margins change sign at a
+    masked cell and at the grid's edge."""
+    field = make_field(nz=12, nx=21)
+    zz, xx = np.meshgrid(field["z"].values, field["x"].values, indexing="ij")
+    mask = np.zeros(zz.shape, bool)
+    mask[6, 10] = True  # x = 0, z = 6/11
+    f = FieldInterpolant(field, mask, outside=1.0)
+    smooth = f.spline(np.sin(xx) * np.cos(zz), undefined=np.zeros_like(mask))
+    assert abs(smooth.ev(0.3, 0.7) - np.sin(0.7) * np.cos(0.3)) < 1e-4
+    assert f.spline(np.ones_like(zz)).ev(zz[6, 10], 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert f.node_margin(np.array([0.05]), zz[6, 10])[0] < 0  # in a cell touching it
+    assert f.node_margin(np.array([1.5]), 0.2)[0] > 0
+    assert f.node_margin(np.array([3.0]), 0.2)[0] < 0  # off the grid: untrusted (outside=1)
+    assert f.domain_margin(np.array([1.9, 2.1])).tolist() == pytest.approx([0.1, -0.1])
