@@ -10,8 +10,9 @@ import pytest
 import scipy.sparse as sp
 
 import wavefield as wf
-from wavefield import _pardiso
+from wavefield import _pardiso, backends
 from wavefield import helmholtz as hh
+from wavefield import operators as ops
 
 from .helpers import observed_order
 from .test_helmholtz import DEFAULT_ERROR_MAX, LAMBDA, K, exact
@@ -109,7 +110,9 @@ def test_pardiso_is_the_default_and_agrees_with_superlu():
 def test_pardiso_solves_several_right_hand_sides_and_symmetric_matrices():
     rng = np.random.default_rng(1)
     n = 300
-    A = (hh.derivative_matrix(n + 2, 0.1, 2, 4)[:, 1:-1] + 50 * (1 + 0.1j) * sp.identity(n)).tocsr()
+    A = (
+        ops.derivative_matrix(n + 2, 0.1, 2, 4)[:, 1:-1] + 50 * (1 + 0.1j) * sp.identity(n)
+    ).tocsr()
     B = rng.normal(size=(n, 3)) + 1j * rng.normal(size=(n, 3))
     for M in (A, A + A.T):
         f = _pardiso.PardisoFactor(M)
@@ -207,10 +210,10 @@ def _compact_by_kron(K2_ext, hx, hz, k, nlx, nlz, pml):
     nzu, nxu = K2_ext.shape
     sx, _ = pml_stretch(nxu - 2 * nlx, nlx, hx, k, pml, low=True, high=True)
     sz, _ = pml_stretch(nzu - nlz, nlz, hz, k, pml, low=False, high=True)
-    SLx = hh.flux_second_derivative(
+    SLx = ops.flux_second_derivative(
         pml_stretch_half(nxu - 2 * nlx, nlx, hx, k, pml, low=True, high=True), hx
     )[:, 1:-1]
-    SLz = hh.flux_second_derivative(
+    SLz = ops.flux_second_derivative(
         pml_stretch_half(nzu - nlz, nlz, hz, k, pml, low=False, high=True), hz
     )[:, 1:-1]
     X, Z = sp.kron(sp.diags(sz), SLx), sp.kron(SLz, sp.diags(sx))
@@ -230,7 +233,7 @@ def test_compact_assembly_is_the_kronecker_operator(varying):
     rng = np.random.default_rng(3)
     K2_ext = K**2 * (1 + (0.1 * rng.random((23, 31)) if varying else np.zeros((23, 31))))
     pml = wf.PML()
-    direct = hh._compact_system(K2_ext, 0.03, 0.05, K, 5, 6, pml, K2_ext[0]).matrix
+    direct = ops._compact_system(K2_ext, 0.03, 0.05, K, 5, 6, pml, K2_ext[0]).matrix
     ref = _compact_by_kron(K2_ext, 0.03, 0.05, K, 5, 6, pml)
     assert abs(direct - ref).max() <= 1e-12 * abs(ref).max()
 
@@ -247,7 +250,7 @@ def test_compact_assembly_is_the_kronecker_operator(varying):
 def test_a_large_residual_refactorises_with_the_safer_method(solver, monkeypatch, caplog):
     x, z = wf.grid_for(LAMBDA, (-2, 2), (0, 1))
     good = wf.solve_helmholtz(K**2, x, z, narrow(x), solver=solver)["envelope"].values
-    monkeypatch.setattr(hh, "RESIDUAL_TOL", -1.0)  # every first solution is "too inaccurate"
+    monkeypatch.setattr(backends, "RESIDUAL_TOL", -1.0)  # every first solution is "too inaccurate"
     redone = wf.solve_helmholtz(K**2, x, z, narrow(x), solver=solver)["envelope"].values
     assert "refactorising with" in caplog.text
     assert np.abs(redone - good).max() <= SOLVER_AGREEMENT * np.abs(good).max()

@@ -16,7 +16,6 @@ MAX_LINES = 400
 ONE_IDEA = {
     "raytrace/tracer.py",  # the march and its stop rules (issue 13 splits it further)
     "raytrace/wave_potential.py",  # the self-consistent and field Wave Potentials
-    "wavefield/helmholtz.py",  # grid sizing, assembly, backends: split still to do
     "wavetraj/schema.py",  # the Dataset contract
     "compare/scenarios.py",  # the scenario schema: tables, rules, formulas, loading
 }

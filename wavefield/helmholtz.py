@@ -1,5 +1,9 @@
 """Full-wave finite-difference solution of ∇²u + K²(x, z) u = 0 with a PML and a sparse solve.
 
+The public solver: grid sizing (:func:`grid_for`), :func:`solve_helmholtz` and
+:class:`HelmholtzSolver`. The operator assembly is in :mod:`wavefield.operators`, the
+sparse direct backends and their memory estimates in :mod:`wavefield.backends`.
+
 The launch row u(x, z0) = u0 is Dirichlet data; PML layers are appended outside the grid
 on x-min, x-max and z-max (a Dirichlet wall u = 0 closes each layer), so the returned
 field covers exactly the grid the caller gave and everything on it is physical.
@@ -7,17 +11,12 @@ field covers exactly the grid the caller gave and everything on it is physical.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import xarray as xr
 
-from wavefield import _pardiso as mkl_pardiso
 from wavefield._grid import (
     MediumLike,
     coordinate,
@@ -25,8 +24,9 @@ from wavefield._grid import (
     medium_on_grid,
     reference_wavenumber,
 )
-from wavefield.operators import ACCURACIES, derivative_matrix
-from wavefield.pml import PML, pml_stretch, pml_stretch_half
+from wavefield.backends import SOLVERS, default_solver, solve_memory
+from wavefield.operators import ACCURACIES, helmholtz_system
+from wavefield.pml import PML
 from wavetraj import field_dataset
 from wavetraj.resources import check_memory
 
@@ -123,277 +123,6 @@ def _check_resolution(
             "or propagate_paraxial / angular_spectrum for grids that do not resolve lambda"
         )
     return float(ppw)
-
-
-def stretched_second_derivative(
-    n_nodes: int, h: float, accuracy: int, s: np.ndarray, ds: np.ndarray
-) -> sp.csr_matrix:
-    """(1/s) d/dξ (1/s d/dξ) = (1/s²) d²/dξ² − (s'/s³) d/dξ on the unknown rows."""
-    D2 = derivative_matrix(n_nodes, h, 2, accuracy)
-    D1 = derivative_matrix(n_nodes, h, 1, accuracy)
-    return (sp.diags(1 / s**2) @ D2 - sp.diags(ds / s**3) @ D1).tocsr()
-
-
-def envelope_second_derivative(
-    n_nodes: int, h: float, accuracy: int, s: np.ndarray, ds: np.ndarray, k: float
-) -> sp.csr_matrix:
-    """e^{−ikξ} (1/s) d/dξ (1/s d/dξ) e^{ikξ} on the unknown rows (see helmholtz_system)."""
-    D2 = derivative_matrix(n_nodes, h, 2, accuracy)
-    D1 = derivative_matrix(n_nodes, h, 1, accuracy)
-    eye = sp.eye(n_nodes - 2, n_nodes, k=1, format="csr")  # the unknown rows
-    return (
-        sp.diags(1 / s**2) @ (D2 + 2j * k * D1 - k**2 * eye)
-        - sp.diags(ds / s**3) @ (D1 + 1j * k * eye)
-    ).tocsr()
-
-
-@dataclasses.dataclass(frozen=True)
-class HelmholtzSystem:
-    """The assembled system A·u = b for one medium; ``rhs(u0)`` builds b for a launch row."""
-
-    matrix: sp.csr_matrix
-    launch_column: np.ndarray  # coupling of each unknown z row to the launch row
-    shape: tuple[int, int]  # unknowns as (nz_rows, nx_cols) including PML
-    pml_cells: tuple[int, int]  # (cells in x per side, cells at z-max)
-    launch_operator: sp.spmatrix | None = None  # acts on the launch row (compact stencil)
-
-    def rhs(self, u0_padded: np.ndarray) -> np.ndarray:
-        row = u0_padded if self.launch_operator is None else self.launch_operator @ u0_padded
-        return -np.outer(self.launch_column, row).ravel()
-
-
-def helmholtz_system(
-    K2_ext: np.ndarray,
-    hx: float,
-    hz: float,
-    k_ref: float,
-    accuracy: int,
-    nlx: int,
-    nlz: int,
-    pml: PML,
-    *,
-    envelope: bool = False,
-    compact: bool = False,
-    K2_launch: np.ndarray | None = None,
-) -> HelmholtzSystem:
-    """Assemble ∂x(1/s_x ∂x)/s_x + ∂z(1/s_z ∂z)/s_z + K² on the PML-extended grid.
-
-    ``K2_ext`` is K² on the unknown nodes, shape (nz − 1 + nlz, nx + 2 nlx). With
-    ``envelope`` the unknowns are A = u e^{−i k_ref z} and the z operator becomes
-    e^{−ik z}(1/s)∂z((1/s)∂z e^{ik z}·) = (1/s²)(∂z² + 2ik∂z − k²) − (s'/s³)(∂z + ik):
-    still the exact equation, but A varies on the beam's scale, not λ0's, along z.
-
-    With ``compact`` (fourth order on a 3×3 stencil, Singer & Turkel's Mehrstellen scheme
-    for the Helmholtz equation) the operator is built from the second-order Lx, Lz:
-    Lx + Lz + (hx² + hz²)/12·Lx·Lz + K² + (hx² Lx + hz² Lz)/12·K², with ``K2_launch``
-    (K² on the PML-padded launch row) entering the launch coupling. Its nested-dissection
-    separators are one row wide, not two, so it fills in like the 5-point stencil. Fourth
-    order needs K² smooth: K² is padded into the PML by its edge values, whose kink costs
-    order where the field reaches the layer (measured 2.2 with 1.8 % of the launch peak at
-    the window edge in a GRIN medium; 4.0 with the beam clear of it).
-    """
-    if compact:
-        return _compact_system(K2_ext, hx, hz, k_ref, nlx, nlz, pml, K2_launch)
-    nzu, nxu = K2_ext.shape
-    sx, dsx = pml_stretch(nxu - 2 * nlx, nlx, hx, k_ref, pml, low=True, high=True)
-    sz, dsz = pml_stretch(nzu - nlz, nlz, hz, k_ref, pml, low=False, high=True)
-    Lx = stretched_second_derivative(nxu + 2, hx, accuracy, sx, dsx)[:, 1:-1]
-    if envelope:
-        Lz_full = envelope_second_derivative(nzu + 2, hz, accuracy, sz, dsz, k_ref)
-    else:
-        Lz_full = stretched_second_derivative(nzu + 2, hz, accuracy, sz, dsz)
-    launch_column = Lz_full[:, 0].toarray().ravel()
-    Lz = Lz_full[:, 1:-1]
-    A = (
-        sp.kron(sp.identity(nzu, format="csr"), Lx, format="csr")
-        + sp.kron(Lz, sp.identity(nxu, format="csr"), format="csr")
-        + sp.diags(K2_ext.ravel())
-    )
-    return HelmholtzSystem(A.tocsr(), launch_column, (nzu, nxu), (nlx, nlz))
-
-
-def flux_second_derivative(s_half: np.ndarray, h: float) -> sp.csr_matrix:
-    """s·(1/s) d/dξ (1/s d/dξ) in flux form on the unknown nodes between two walls:
-    row i is [(u_{i+1} − u_i)/s_{i+½} − (u_i − u_{i−1})/s_{i−½}]/h², an n × (n + 2) matrix
-    (columns include the walls) that is symmetric on the unknown columns."""
-    n = s_half.size - 1
-    inv = 1 / s_half / h**2
-    rows = np.repeat(np.arange(n), 3)
-    cols = (np.arange(n)[:, None] + np.arange(3)[None, :]).ravel()
-    vals = np.stack([inv[:-1], -(inv[:-1] + inv[1:]), inv[1:]], axis=1).ravel()
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n + 2))
-
-
-def _tridiagonal(s_half: np.ndarray, h: float) -> dict[int, np.ndarray]:
-    """The three diagonals of :func:`flux_second_derivative` on the unknowns, by offset;
-    couplings to the walls are left out (offset −1 at the first node, +1 at the last)."""
-    inv = 1 / s_half / h**2
-    lower, upper = inv[:-1].copy(), inv[1:].copy()
-    lower[0] = upper[-1] = 0
-    return {-1: lower, 0: -(inv[:-1] + inv[1:]), 1: upper}
-
-
-def _compact_system(K2_ext, hx, hz, k_ref, nlx, nlz, pml, K2_launch) -> HelmholtzSystem:
-    """The fourth-order compact (3×3) operator; see :func:`helmholtz_system`. Each row is
-    multiplied by s_z s_x (flux-form PML), which makes the matrix complex symmetric when
-    K² is constant, so PARDISO can use its symmetric factorisation.
-
-    With S·L the flux-form operators (tridiagonal) the matrix is
-    Sz⊗SLx·(1 + hx²K²/12) + SLz⊗Sx·(1 + hz²K²/12) + c SLz⊗SLx + Sz⊗Sx·K² (K² acting on
-    the column's node, c = (hx² + hz²)/12), assembled directly as its nine diagonals:
-    the same matrix as the Kronecker products (tests), 1.4 s faster at 1M unknowns."""
-    nzu, nxu = K2_ext.shape
-    sx, _ = pml_stretch(nxu - 2 * nlx, nlx, hx, k_ref, pml, low=True, high=True)
-    sz, _ = pml_stretch(nzu - nlz, nlz, hz, k_ref, pml, low=False, high=True)
-    sx_half = pml_stretch_half(nxu - 2 * nlx, nlx, hx, k_ref, pml, low=True, high=True)
-    sz_half = pml_stretch_half(nzu - nlz, nlz, hz, k_ref, pml, low=False, high=True)
-    lx, lz = _tridiagonal(sx_half, hx), _tridiagonal(sz_half, hz)
-    c = (hx**2 + hz**2) / 12
-    K2p = np.pad(K2_ext, 1, mode="edge")  # K² at a neighbour, (iz + dz, ix + dx)
-    n = nzu * nxu
-    vals = np.zeros((9, nzu, nxu), complex)  # one plane per (dz, dx), columns in order
-    valid = np.zeros((9, nzu, nxu), bool)
-    offsets = []
-    for k, (dz, dx) in enumerate((dz, dx) for dz in (-1, 0, 1) for dx in (-1, 0, 1)):
-        K2n = K2p[1 + dz : 1 + dz + nzu, 1 + dx : 1 + dx + nxu]
-        v = c * np.outer(lz[dz], lx[dx])
-        if dz == 0:
-            v += np.outer(sz, lx[dx]) * (1 + hx**2 / 12 * K2n)
-        if dx == 0:
-            v += np.outer(lz[dz], sx) * (1 + hz**2 / 12 * K2n)
-        if dz == dx == 0:
-            v += np.outer(sz, sx) * K2_ext
-        vals[k] = v
-        valid[k, max(0, -dz) : nzu - max(0, dz), max(0, -dx) : nxu - max(0, dx)] = True
-        offsets.append(dz * nxu + dx)
-    # CSR straight from the planes: row r holds its valid (dz, dx) entries in column order
-    keep = valid.reshape(9, n).T
-    cols = (np.arange(n)[:, None] + np.array(offsets)[None, :])[keep]
-    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-    A = sp.csr_matrix((vals.reshape(9, n).T[keep], cols, indptr), shape=(n, n))
-    # the launch row enters through Lz's wall column: s_z·Lz[:, 0] ⊗ s_x·(I + c Lx + hz²K²/12)
-    launch_column = np.zeros(nzu, complex)
-    launch_column[0] = 1 / sz_half[0] / hz**2
-    SLx = flux_second_derivative(sx_half, hx)[:, 1:-1]
-    launch = sp.diags(sx) + c * SLx + sp.diags(sx * hz**2 / 12 * np.asarray(K2_launch))
-    return HelmholtzSystem(A, launch_column, (nzu, nxu), (nlx, nlz), launch.tocsr())
-
-
-#: A factorisation whose solution leaves a relative residual ‖Au − b‖/‖b‖ above this is
-#: rejected and redone with partial pivoting (round-off alone gives ~1e-12 here).
-RESIDUAL_TOL = 1e-8
-
-
-def _superlu(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
-    """SuperLU with a symmetric minimum-degree ordering and diagonal pivots.
-
-    Measured on the accuracy-4 operator with PML (134k unknowns): 7.1 s and 43M factor
-    entries, against 8.2 s / 50M with SciPy's default COLAMD and 30 s / 75M with a pivot
-    threshold of 0.1. Diagonal pivoting is not guaranteed stable for an indefinite matrix,
-    so every solve checks its residual and falls back to COLAMD with partial pivoting.
-    """
-    A = sp.csc_matrix(A)  # SuperLU factorises columns
-    lu = spla.splu(
-        A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}, diag_pivot_thresh=0.0
-    )
-    return _checked(
-        A, lu.solve, lambda: spla.splu(A, permc_spec="COLAMD").solve, "diagonal-pivot LU", "COLAMD"
-    )
-
-
-def _checked(A, solve, safer: Callable[[], Callable], what: str, instead: str) -> Callable:
-    """``solve``, with every solution's residual checked: above RESIDUAL_TOL the matrix is
-    refactorised once by ``safer()`` (a factorisation with pivoting or matching), which
-    then serves every later right-hand side."""
-    fallback = None
-
-    def checked(b: np.ndarray) -> np.ndarray:
-        nonlocal fallback
-        if fallback is None:
-            u = solve(b)
-            residual = _residual(A, u, b)
-            if residual <= RESIDUAL_TOL:
-                return u
-            log.warning("%s residual %.2g; refactorising with %s", what, residual, instead)
-            fallback = safer()
-        return fallback(b)
-
-    return checked
-
-
-def _spsolve(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda b: np.reshape(spla.spsolve(A, b), b.shape)  # it squeezes (n, 1) to (n,)
-
-
-def _pardiso(A: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
-    """MKL PARDISO (the ``[fast]`` extra): nested-dissection ordering, parallel
-    factorisation; the complex-symmetric type when the matrix is symmetric (the compact
-    stencil in a medium of constant K²), else the unsymmetric type (the wide stencil's PML
-    and one-sided closures make it unsymmetric, though its pattern is symmetric). Without
-    weighted matching, measured at 398k unknowns: 3.8 s and 86M factor entries against
-    5.2 s and 93M with it. Every solve checks its residual and refactorises with matching
-    (unsymmetric type) if it is large."""
-    factor = mkl_pardiso.PardisoFactor(A, matching=False)  # symmetric type when A is
-    return _checked(
-        A,
-        factor.solve,
-        lambda: mkl_pardiso.PardisoFactor(A, symmetric=False, matching=True).solve,
-        "PARDISO without matching",
-        "weighted matching",
-    )
-
-
-def _residual(A: sp.spmatrix, u: np.ndarray, b: np.ndarray) -> float:
-    """Largest relative residual ‖Au − b‖/‖b‖ over the right-hand sides (columns); inf
-    for NaN."""
-    r = np.linalg.norm(A @ u - b, axis=0) / np.maximum(np.linalg.norm(b, axis=0), 1e-300)
-    r = np.max(r)
-    return float(r) if np.isfinite(r) else float("inf")
-
-
-#: Factorisations by name; each returns a function solving A x = b for that A (b may have
-#: several columns: one factorisation, many right-hand sides).
-SOLVERS: dict[str, Callable[[sp.spmatrix], Callable[[np.ndarray], np.ndarray]]] = {
-    "pardiso": _pardiso,
-    "superlu": _superlu,
-    "spsolve": _spsolve,
-}
-
-
-#: Peak memory of a solve per unknown [bytes] (matrix, ordering, factor, solution, the
-#: Dataset), measured as the growth of the process peak RSS over the solve (a
-#: free-space Gaussian at 733k unknowns, 2 cores) for (solver, stencil, accuracy). The wide
-#: pattern is also the envelope form's. Fill grows as N log N: see :func:`solve_memory`.
-BYTES_PER_UNKNOWN = {
-    ("pardiso", "compact", 4): 1860,
-    ("superlu", "compact", 4): 2980,
-    ("spsolve", "compact", 4): 4390,
-    ("pardiso", "wide", 2): 1960,
-    ("pardiso", "wide", 4): 4860,
-    ("pardiso", "wide", 6): 9720,
-    ("superlu", "wide", 2): 2190,
-    ("superlu", "wide", 4): 5290,  # at 183k unknowns
-    ("superlu", "wide", 6): 10700,  # pardiso's 9720 scaled by the superlu/pardiso ratio at 4
-    ("spsolve", "wide", 2): 3230,  # superlu's scaled by the compact spsolve/superlu ratio
-    ("spsolve", "wide", 4): 7800,  # ditto
-    ("spsolve", "wide", 6): 15800,  # ditto
-}
-#: Where those were measured, and their growth per doubling of the unknowns beyond it
-#: (nested-dissection fill ~ N log N; measured 1–21 % for 183k → 733k, 2 doublings).
-MEMORY_REFERENCE_UNKNOWNS = 733_212
-MEMORY_GROWTH_PER_DOUBLING = 0.1
-
-
-def solve_memory(unknowns: int, solver: str, stencil: str, accuracy: int) -> float:
-    """Estimated peak memory [bytes] of a full-wave solve with this many unknowns."""
-    per = BYTES_PER_UNKNOWN[solver, stencil, accuracy]
-    doublings = max(0.0, np.log2(unknowns / MEMORY_REFERENCE_UNKNOWNS))
-    return unknowns * per * (1 + MEMORY_GROWTH_PER_DOUBLING * doublings)
-
-
-def default_solver() -> str:
-    """ "pardiso" when MKL is installed (``pip install 'wavetraj[fast]'``), else "superlu"."""
-    return "pardiso" if mkl_pardiso.available() else "superlu"
 
 
 def solve_helmholtz(

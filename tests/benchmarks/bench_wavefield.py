@@ -41,7 +41,7 @@ import json, sys, time
 import numpy as np
 import scipy.sparse.linalg as spla
 import wavefield as wf
-from wavefield.helmholtz import helmholtz_system
+from wavefield.operators import helmholtz_system
 n, which, stencil = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 lam = 0.5; k = 2 * np.pi / lam
 x = np.linspace(-n / 56, n / 56, n); z = np.linspace(0, n / 28, n)  # 28 points per λ
@@ -114,7 +114,7 @@ def _equal_case(kind: str, ppw_x: float, ppw_z: float, half: float) -> dict:
     import scipy.sparse.linalg as spla
 
     import wavefield as wf
-    from wavefield.helmholtz import helmholtz_system
+    from wavefield.operators import helmholtz_system
 
     k = 2 * np.pi / LAMBDA
     x = np.arange(-half, half + 1e-9, LAMBDA / ppw_x)
