@@ -138,6 +138,9 @@ class MediumSetup:
     def of(cls, sc: Scenario) -> MediumSetup:
         k = sc.wavenumber
         m = sc.medium
+        model = sc.dynamics.model
+        if model is not None:  # its own K² drives the rays and the judging field
+            return cls(k, model.K2, model)
         if m.kind == "custom":
             K2 = scenarios.formula(sc, "medium", "K2")
             if isinstance(K2, Expression) and K2.constant:

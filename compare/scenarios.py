@@ -192,8 +192,17 @@ class Medium:
 
 @dataclasses.dataclass(frozen=True)
 class Dynamics:
+    """``model`` (Python only): a ``raytrace.Schrodinger`` or ``KleinGordon`` object whose
+    own K²(x, z) is then the medium of the rays and of the judging field (``kind`` is
+    then ``custom``; leave ``[medium]`` at its default)."""
+
     kind: str = "schrodinger"
     rest_mass: float = 0.0
+    model: object = None
+
+    def __post_init__(self):
+        _custom_when_given(self, "model", "kind")
+        _needs_formula(self, "kind", "dynamics.model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,8 +317,17 @@ class Scenario:
         return 2 * math.pi / self.launch.wavelength
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: a callable formula becomes its placeholder ``<python: name>``."""
-        return _jsonable(dataclasses.asdict(self))
+        """JSON-ready: a callable formula becomes its placeholder ``<python: name>``, a
+        dynamics model ``<python: its description>``."""
+        model = self.dynamics.model
+        dynamics = dataclasses.replace(self.dynamics, model=None, kind="schrodinger")
+        out = _jsonable(dataclasses.asdict(dataclasses.replace(self, dynamics=dynamics)))
+        out["dynamics"]["kind"] = self.dynamics.kind
+        if model is not None:
+            describe = getattr(model, "describe", None)
+            name = describe() if describe else repr(model)
+            out["dynamics"]["model"] = f"{CALLABLE_MARK} {name}>"
+        return out
 
 
 def _jsonable(value):
@@ -431,6 +449,8 @@ def from_mapping(
             raise ScenarioError(f"{path}: [{table}] must be a table; got {given!r}")
         values = {}
         for key, value in given.items():
+            if table == "dynamics" and key == "model" and (value is None or not evaluate):
+                continue  # a Python object: recorded by name, not rebuilt from a file
             if key not in RULES[table]:
                 raise ScenarioError(
                     f"{_where(path, text, table, key)}: unknown key; allowed: "
@@ -439,6 +459,13 @@ def from_mapping(
             if value is None or (not evaluate and (table, key) in FORMULAS):
                 values[key] = value  # None: not given (JSON); a formula read back as is
                 continue
+            if table == "dynamics" and key == "kind" and value == "custom":
+                if evaluate:
+                    raise ScenarioError(
+                        f"{_where(path, text, table, key)} = 'custom' needs dynamics.model, "
+                        "a raytrace dynamics object: build the scenario in Python"
+                    )
+                continue  # read back from a run folder: the model is recorded by name
             if key in ("profile", "kind") and value == "custom":
                 formula_key = "amplitude" if key == "profile" else "K2"
                 if given.get(formula_key) is None:
@@ -479,6 +506,16 @@ def validate(sc: Scenario, text: str = "") -> Scenario:
     """Check a scenario as a whole (and its formulas, by evaluating them at the launch);
     also for one built in Python. Returns it; raises :class:`ScenarioError`."""
     path = sc.source or "<scenario>"
+    if sc.dynamics.model is not None:
+        if sc.medium != Medium():
+            raise ScenarioError(
+                f"{path}: dynamics.model gives K² itself; leave [medium] at its default"
+            )
+        if not callable(getattr(sc.dynamics.model, "K2", None)):
+            raise ScenarioError(
+                f"{path}: dynamics.model = {sc.dynamics.model!r} must be a raytrace dynamics "
+                "object (raytrace.Schrodinger or raytrace.KleinGordon)"
+            )
     if sc.medium.kind == "lens" and sc.medium.length <= 0:
         raise ScenarioError(f"{_where(path, text, 'medium', 'length')}: a lens needs length > 0")
     if sc.launch.x_range is not None and "span" in _keys(text, "launch"):
@@ -503,6 +540,7 @@ def validate(sc: Scenario, text: str = "") -> Scenario:
     _check_formula(sc, text, "launch", "amplitude", x0, nonzero=True)
     _check_formula(sc, text, "launch", "phase", x0)
     _check_formula(sc, text, "medium", "K2", x0, positive=True)
+    _check_wavenumber(sc, text, x0)
     if not homogeneous(sc) and sc.run.judge == "angular":
         raise ScenarioError(
             f"{_where(path, text, 'run', 'judge')}: the angular spectrum is exact only in a "
@@ -517,8 +555,45 @@ def validate(sc: Scenario, text: str = "") -> Scenario:
     return sc
 
 
+#: K² on the launch line must be within this factor of k² = (2π/λ0)²: the paraxial judge
+#: marches the envelope about k, and z_R = k w0²/2 sets the run's length.
+WAVENUMBER_FACTOR = 2.0
+
+
+def _launch_K2(sc: Scenario, x0: np.ndarray):
+    """K² at the launch points (z = 0), or None in free space."""
+    if sc.dynamics.model is not None:
+        return np.asarray(sc.dynamics.model.K2(x0, np.zeros_like(x0)), float)
+    if sc.medium.kind == "custom":
+        f = formula(sc, "medium", "K2")
+        return np.broadcast_to(np.asarray(f(x0, np.zeros_like(x0)), float), x0.shape)
+    return None
+
+
+def _check_wavenumber(sc: Scenario, text: str, x0: np.ndarray) -> None:
+    K2 = _launch_K2(sc, x0)
+    if K2 is None:
+        return
+    where = "dynamics.model" if sc.dynamics.model is not None else "medium.K2"
+    if sc.dynamics.model is not None and not np.all(np.isfinite(K2) & (K2 > 0)):
+        raise ScenarioError(
+            f"{sc.source or '<scenario>'}: {where}: K² must be positive at every launch point"
+        )
+    ratio = float(np.median(K2)) / sc.wavenumber**2
+    if not 1 / WAVENUMBER_FACTOR <= ratio <= WAVENUMBER_FACTOR:
+        raise ScenarioError(
+            f"{_where(sc.source or '<scenario>', text, 'launch', 'wavelength')}: {where} gives "
+            f"K² = {ratio:.3g} k² on the launch line, with k = 2π/λ0 = {sc.wavenumber:.6g}/w0 "
+            "from launch.wavelength: set launch.wavelength to the launch's own wavelength "
+            f"2π/K (within a factor {WAVENUMBER_FACTOR:g} in K²)"
+        )
+
+
 def homogeneous(sc: Scenario) -> bool:
-    """True if K² is the same everywhere (free space, or a K2 formula of neither x nor z)."""
+    """True if K² is the same everywhere (free space, or a K2 formula of neither x nor z;
+    a dynamics model is taken as non-uniform)."""
+    if sc.dynamics.model is not None:
+        return False
     if sc.medium.kind == "free":
         return True
     if sc.medium.kind != "custom" or callable(sc.medium.K2):

@@ -202,3 +202,45 @@ def test_every_metric_has_words_in_the_report():
     )
     m = run_scenario(sc).metrics
     assert set(m) <= set(METRIC_LABELS), sorted(set(m) - set(METRIC_LABELS))
+
+
+def test_a_dynamics_object_gives_the_medium_of_rays_and_field(tmp_path):
+    """A raytrace dynamics object from Python: its K² drives the rays and the judging
+    field. The GRIN potential V = E x²/a² gives the built-in grin scenario's rays."""
+    import raytrace as rt
+
+    k, a = 2 * np.pi / 1e-2, 100.0
+    E = k**2 / 2
+
+    def V(x, z):
+        return E * np.asarray(x) ** 2 / a**2
+
+    def grad_V(x, z):
+        return 2 * E * np.asarray(x) / a**2, np.zeros_like(np.asarray(x, float))
+
+    model = rt.Schrodinger(V, E=E, grad_V=grad_V)
+    built_in = scenarios.with_overrides(
+        scenarios.get("grin"),
+        {"launch.rays": 32, "run.z_end": 0.5, "run.steps": 11, "run.geometric": False},
+    )
+    sc = dataclasses.replace(
+        built_in,
+        name="grin-model",
+        medium=Medium(),
+        dynamics=scenarios.Dynamics(model=model),
+    )
+    assert sc.dynamics.kind == "custom"
+    a_run, b_run = run_scenario(sc), run_scenario(built_in)
+    assert a_run.metrics["passed"], a_run.metrics["verdict"]
+    np.testing.assert_allclose(
+        a_run.rays["x"].values, b_run.rays["x"].values, atol=SAME_MEDIUM, rtol=0
+    )
+    report([a_run], tmp_path / "run")  # the model is recorded by its description
+    saved = json.loads((tmp_path / "run" / "grin-model" / "scenario.json").read_text())
+    assert saved["dynamics"]["model"].startswith("<python: Schrodinger(E=")
+    (tmp_path / "run" / "report.html").unlink()
+    assert "grin-model" in rebuild(tmp_path / "run").read_text()
+    with pytest.raises(ScenarioError, match=r"set launch\.wavelength"):
+        scenarios.validate(dataclasses.replace(sc, launch=Launch(wavelength=0.1)))
+    with pytest.raises(ScenarioError, match="leave \\[medium\\]"):
+        scenarios.validate(dataclasses.replace(sc, medium=Medium(kind="grin")))
