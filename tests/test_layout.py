@@ -17,7 +17,6 @@ ONE_IDEA = {
     "raytrace/tracer.py",  # the march and its stop rules (issue 13 splits it further)
     "raytrace/wave_potential.py",  # the self-consistent and field Wave Potentials
     "wavetraj/schema.py",  # the Dataset contract
-    "compare/scenarios.py",  # the scenario schema: tables, rules, formulas, loading
 }
 
 
