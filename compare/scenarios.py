@@ -59,7 +59,8 @@ A scenario passes only when all three hold: a run whose rays stopped, or whose s
 stopped before they could be compared, fails and says why.
 
 Unknown keys, wrong types and impossible values raise :class:`ScenarioError` naming the
-key and the file line.
+key and the file line. The schema itself (the tables, rules and formulas) is in
+:mod:`compare.tables`, the whole-scenario checks in :mod:`compare.validation`.
 """
 
 from __future__ import annotations
