@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Callable
 
 import numpy as np
+import scipy.integrate
+import scipy.special
 import xarray as xr
 
 from compare.problem import Problem
@@ -127,7 +129,59 @@ def _grin_centroid(p: Problem, rays: xr.Dataset, geometric) -> dict:
     }
 
 
-EXACT = {"straight-rays": _straight_rays, "grin-centroid": _grin_centroid}
+#: Integration tolerance of the exact Airy streamlines [w0] (far below every tolerance).
+AIRY_RTOL = 1e-10
+
+
+def airy_streamlines(x0, z, k: float, decay: float) -> np.ndarray:
+    """Exact paraxial streamlines of u0 = Ai(x)·e^{decay·x} (w0 = 1), shape (ray, z).
+
+    The paraxial solution (Siviloglou and Christodoulides 2007), with ξ = z/k,
+    u = Ai(x − ξ²/4 + i·decay·ξ)·exp(decay·x − decay·ξ²/2 + i(xξ/2 − decay²ξ/2 − ξ³/12)),
+    has ∂φ/∂x = ξ/2 + Im Ai'(ζ)/Ai(ζ), ζ = x − ξ²/4 + i·decay·ξ, and its streamlines obey
+    dx/dξ = ∂φ/∂x (for decay = 0 every one is the parabola x0 + ξ²/4)."""
+
+    def rhs(xi, x):
+        zeta = x - xi**2 / 4 + 1j * decay * xi
+        ai, aip, _, _ = scipy.special.airy(zeta)
+        return xi / 2 + np.imag(aip / ai)
+
+    xi = np.asarray(z, float) / k
+    out = np.full((len(x0), xi.size), np.nan)
+    for i, start in enumerate(x0):
+        sol = scipy.integrate.solve_ivp(
+            lambda t, y: rhs(t, y),
+            (xi[0], xi[-1]),
+            [start],
+            t_eval=xi,
+            rtol=AIRY_RTOL,
+            atol=AIRY_RTOL,
+            method="DOP853",
+        )
+        out[i, : sol.y.shape[1]] = sol.y[0]
+    return out
+
+
+def _airy_streamlines(p: Problem, rays: xr.Dataset, geometric) -> dict:
+    """The rays that reached z_end against the Airy beam's exact paraxial streamlines
+    (:func:`airy_streamlines`); NaN if none did."""
+    ok = np.flatnonzero(rays["status"].values.astype(str) == "ok")
+    if not ok.size:
+        return {"exact_error_w0": float("nan")}
+    z = rays["z"].values[ok[0]]
+    exact = airy_streamlines(rays["x0"].values[ok], z, p.wavenumber, p.sc.constants["decay"])
+    err = np.abs(rays["x"].values[ok] - exact)
+    return {
+        "exact_error_w0": float(np.nanmax(err)),
+        "exact_median_error_w0": float(np.median(np.nanmax(err, axis=1))),
+    }
+
+
+EXACT = {
+    "straight-rays": _straight_rays,
+    "grin-centroid": _grin_centroid,
+    "airy-streamlines": _airy_streamlines,
+}
 assert set(EXACT) == set(EXACT_CHECKS), "every exact check named in scenarios is implemented"
 
 

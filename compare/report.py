@@ -101,6 +101,7 @@ METRIC_LABELS = {
     "velocity_over_c": "particle velocity v/c",
     "exact_error_w0": "exact check (run.exact): largest error [w0]",
     "centroid_peak_w0": "centroid's largest excursion [w0]",
+    "exact_median_error_w0": "exact check: median over rays of the largest error [w0]",
 }
 
 

@@ -138,8 +138,9 @@ class Run:
 
 #: Exact checks a scenario may name (``run.exact``), implemented in :mod:`compare.checks`:
 #: rays of an eigenmode stay straight; the centre ray of a tilted Gaussian in the GRIN
-#: medium follows its centroid's sine (Ehrenfest, exact for the paraxial equation).
-EXACT_CHECKS = ("straight-rays", "grin-centroid")
+#: medium follows its centroid's sine (Ehrenfest, exact for the paraxial equation); the
+#: rays of a finite-energy Airy beam follow its exact paraxial streamlines.
+EXACT_CHECKS = ("straight-rays", "grin-centroid", "airy-streamlines")
 
 #: Default share of the compared length that must be judged. The edge streamlines of the
 #: bell start in its tails below the streamline floor (R < 1e-4 of the peak) and are not

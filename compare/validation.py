@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import scipy.special
 
 from compare.tables import (
     CALLABLE_MARK,
@@ -59,6 +60,8 @@ def validate(sc: Scenario, text: str = "") -> Scenario:
             f"at x = 0, and {sc.launch.rays} rays on {sc.launch.bounds} have none there: use a "
             "symmetric span and an odd number of rays"
         )
+    if sc.run.exact == "airy-streamlines":
+        _check_airy(sc, text)
     x0 = sc.launch.points
     _check_formula(sc, text, "launch", "amplitude", x0, nonzero=True)
     _check_formula(sc, text, "launch", "phase", x0)
@@ -167,4 +170,23 @@ def _check_formula(sc, text, table, key, x0, nonzero=False, positive=False) -> N
         raise ScenarioError(
             f"{where}: must be {demand} at every launch point{' (z = 0)' if key == 'K2' else ''}; "
             f"at x = {x0[i]:.6g} it is {v[i]:.6g} ({int(bad.sum())} of {x0.size} points){fix}"
+        )
+
+
+def _check_airy(sc: Scenario, text: str) -> None:
+    """'airy-streamlines' is exact for u0 = Ai(x)·exp(decay·x) in free space, with
+    ``decay`` a constant: the amplitude must be that (checked at the launch points)."""
+    path = sc.source or "<scenario>"
+    where = located(path, text, "run", "exact")
+    if "decay" not in sc.constants or sc.medium.kind != "free" or sc.launch.phase is not None:
+        raise ScenarioError(
+            f"{where}: 'airy-streamlines' is exact for launch.amplitude = "
+            "'airy(x) * exp(decay * x)' with [constants] decay, a flat phase, in free space"
+        )
+    x0 = sc.launch.points
+    amp = formula(sc, "launch", "amplitude", sc.launch.amplitude_formula)
+    want = scipy.special.airy(x0)[0] * np.exp(sc.constants["decay"] * x0)
+    if not np.allclose(np.asarray(amp(x0), float), want, rtol=1e-10, atol=0):
+        raise ScenarioError(
+            f"{where}: the amplitude is not Ai(x)·exp(decay·x) at the launch points"
         )
