@@ -60,6 +60,18 @@ MIN_POINTS_PER_TILT = 16
 
 
 @dataclasses.dataclass(frozen=True)
+class _Phase:
+    """A phase formula with its exact derivative ``dx`` (the tracer's launch kx0: a
+    formula with a branch cut, such as arctan2, stays right across it)."""
+
+    phi: Expression
+    dx: Expression
+
+    def __call__(self, x):
+        return self.phi(x)
+
+
+@dataclasses.dataclass(frozen=True)
 class LaunchProfile:
     """The launch: ``amplitude`` u0(x) (signed: a node is a sign change), ``phase`` φ0(x)
     (None: flat), the launch points ``x0`` and k = 2π/λ0."""
@@ -72,9 +84,10 @@ class LaunchProfile:
     @classmethod
     def of(cls, sc: Scenario) -> LaunchProfile:
         amplitude = scenarios.formula(sc, "launch", "amplitude", sc.launch.amplitude_formula)
-        return cls(
-            amplitude, scenarios.formula(sc, "launch", "phase"), sc.launch.points, sc.wavenumber
-        )
+        phase = scenarios.formula(sc, "launch", "phase")
+        if isinstance(phase, Expression):
+            phase = _Phase(phase, phase.derivative("x"))
+        return cls(amplitude, phase, sc.launch.points, sc.wavenumber)
 
     def R0(self, x) -> np.ndarray:
         """|u0|, the rays' launch amplitude."""
@@ -91,8 +104,8 @@ class LaunchProfile:
         x = np.asarray(x, float)
         if self.phase is None:
             return np.zeros_like(x)
-        if isinstance(self.phase, Expression):
-            return self.phase.derivative("x")(x)
+        if isinstance(self.phase, _Phase):
+            return self.phase.dx(x)
         h = 1e-6
         return (np.asarray(self.phase(x + h)) - np.asarray(self.phase(x - h))) / (2 * h)
 

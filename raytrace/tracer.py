@@ -206,9 +206,13 @@ def _launch_values(name: str, value, x0: np.ndarray) -> np.ndarray:
 
 
 def _launch_kx(phi0, x0: np.ndarray) -> np.ndarray:
-    """kx0 = dφ0/dx at the launch points (4th-order differences)."""
+    """kx0 = dφ0/dx at the launch points: ``phi0.dx(x)`` if the callable carries its exact
+    derivative (a phase with branch cuts, such as an arctan2, has a continuous derivative
+    that differences across a cut would miss by 2π/h), else 4th-order differences."""
     if phi0 is None:
         return np.zeros_like(x0)
+    if callable(getattr(phi0, "dx", None)):
+        return _launch_values("phi0.dx", phi0.dx, x0)
     if callable(phi0):
         h = 1e-3 * max(np.min(np.diff(np.sort(x0))) if x0.size > 1 else 1.0, 1e-6)
         f = [_launch_values("phi0", phi0, x0 + s * h) for s in (-2, -1, 1, 2)]
@@ -690,6 +694,7 @@ def trace(
     R0 : launch amplitude, a callable of x or an array on x0 (> 0 everywhere: its log is
         used, so tails as small as 1e-300 are fine).
     phi0 : launch phase φ0(x) (callable or array on x0); None for a flat phase (k ∥ +z).
+        A callable may carry its exact derivative as ``phi0.dx`` (used for kx0).
     z0, z_end : launch line and end [w0]; or ``z_out``, the output planes themselves.
     wave_potential : "self-consistent" (Q from the rays, the seed's method), "none"
         (geometric optics) or a field Dataset (Q = ∇²R/R of that field).

@@ -266,3 +266,23 @@ def test_airy_streamlines_are_parabolas_without_decay_and_match_the_angular_spec
     lines = streamlines(field, x0, z_out=planes)
     exact = airy_streamlines(x0, planes, p.wavenumber, sc.constants["decay"])
     assert np.max(np.abs(lines["x"].values - exact)) < 3e-4
+
+
+def test_a_phase_with_a_branch_cut_launches_with_its_exact_slope():
+    """The crossing beams' phase is an arctan2 with 2π jumps; the tracer takes kx0 from
+    the formula's exact derivative, so a launch point beside a jump gets the slope of the
+    continuous phase (differences across the jump would be off by 2π/h)."""
+    import raytrace as rt
+
+    sc = scenarios.get("crossing")
+    p = Problem.of(sc)
+    q = sc.constants["q"]
+    cut = np.pi / q  # Re u0 < 0 and Im u0 changes sign here: arg u0 jumps by 2π
+    x0 = np.array([cut - 1e-12, cut + 1e-6])  # the first point's stencil straddles the cut
+    assert abs(np.diff(p.launch.phase(x0))[0]) > 6  # the jump is there
+    kx0 = rt.tracer._launch_kx(p.launch.phase, x0)
+    differenced = rt.tracer._launch_kx(p.launch.phase.phi, x0)  # the bare formula
+    assert abs(differenced[0]) > 1e6  # 2π over a few 1e-9 w0
+    h = 1e-7
+    smooth = (np.unwrap(p.launch.phase(np.array([cut - 2 * h, cut + 2 * h]))) @ [-1, 1]) / (4 * h)
+    np.testing.assert_allclose(kx0, smooth, rtol=1e-4)
