@@ -5,7 +5,9 @@ ray and step, a per-ray status, and provenance. This package never imports :mod:
 """
 
 from raytrace.dynamics import KleinGordon, Schrodinger
-from raytrace.tracer import Integrator, launch_points, trace
+from raytrace.integrate import Integrator
+from raytrace.launch import launch_points
+from raytrace.tracer import trace
 from wavetraj import load, ray_dataset, save, validate_rays
 
 __all__ = [

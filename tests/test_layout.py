@@ -14,7 +14,6 @@ PACKAGES = ("wavetraj", "wavefield", "raytrace", "compare")
 #: No project module is longer than this (lines) unless it is one idea listed here.
 MAX_LINES = 400
 ONE_IDEA = {
-    "raytrace/tracer.py",  # the march and its stop rules (issue 13 splits it further)
     "raytrace/wave_potential.py",  # the self-consistent and field Wave Potentials
     "wavetraj/schema.py",  # the Dataset contract
 }

@@ -8,7 +8,7 @@ import scipy.integrate
 
 import raytrace as rt
 import wavetraj
-from raytrace import tracer
+from raytrace import march, problems
 
 from .helpers import gaussian_beam, observed_order
 
@@ -282,15 +282,15 @@ def test_bell_launch_stops_rays_at_nodes_and_records_where(resample):
         # a stall on the dim tail stops its rays ("dark" if launched below
         # DARK_FRACTION, else "node"); the re-sampled front itself stops none
         assert set(status[stopped]) <= {"dark", "node"}
-        assert np.all(status[bell(x0) >= tracer.DARK_EDGE_FRACTIONS[-1]] == "ok")
-        assert np.all(bell(x0)[status == "dark"] < tracer.DARK_FRACTION)
+        assert np.all(status[bell(x0) >= march.DARK_EDGE_FRACTIONS[-1]] == "ok")
+        assert np.all(bell(x0)[status == "dark"] < march.DARK_FRACTION)
     else:
         # the far tail (R0 down to 1e-17) stops: "node" where the front is unresolved,
         # "dark" (launched below DARK_FRACTION) or "node" when the march stalls on it
         assert rays.attrs["resamples"] == 0
         assert (status == "node").any() and set(status[stopped]) <= {"node", "dark", "ensemble"}
-        assert np.all(bell(x0)[stopped] < tracer.DARK_EDGE_FRACTIONS[-1])
-        assert np.all(bell(x0)[status == "dark"] < tracer.DARK_FRACTION)
+        assert np.all(bell(x0)[stopped] < march.DARK_EDGE_FRACTIONS[-1])
+        assert np.all(bell(x0)[status == "dark"] < march.DARK_FRACTION)
     assert np.all(np.isfinite(rays["stop_z"].values[stopped]))
     assert np.all(np.isnan(rays["stop_z"].values[~stopped]))
     # rays that carry on are finite all the way and keep their order
@@ -335,11 +335,9 @@ NEWTON_CONTRACTION = 0.2
 
 
 def _ensemble_state(lam, n=48):
-    from raytrace import tracer
-
     x0 = np.linspace(-3, 3, n)
     d = rt.Schrodinger.for_wavelength(lam)
-    problem = tracer._SelfConsistent(
+    problem = problems._SelfConsistent(
         d, x0, np.zeros(n), -(x0**2), 0.0, launch="dispersion", accuracy=4
     )
     z = 0.5 * np.pi / lam  # half a Rayleigh length: a front that is not the launch
@@ -624,7 +622,7 @@ def test_a_solve_that_fails_on_its_dark_edges_goes_on_without_them(monkeypatch):
     every brighter ray runs it again. No launch is known to fail so since the force's
     weights are the launch's (32 rays over ±4 w0 at λ0/w0 = 1 did), so the first solve is
     made to fail here."""
-    real, calls = tracer._solve, []
+    real, calls = march._solve, []
 
     def failing_once(*args, **kwargs):
         calls.append(args[1].size)
@@ -632,7 +630,7 @@ def test_a_solve_that_fails_on_its_dark_edges_goes_on_without_them(monkeypatch):
             raise RuntimeError("Factor is exactly singular")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tracer, "_solve", failing_once)
+    monkeypatch.setattr(march, "_solve", failing_once)
     x0 = np.linspace(-4, 4, 32)
     rays = rt.trace(rt.Schrodinger.for_wavelength(1.0), x0, gaussian, z_end=2 * np.pi, n_steps=11)
     status = rays["status"].values.astype(str)
@@ -679,7 +677,7 @@ def test_ensemble_converges_to_the_exact_streamlines_at_fourth_order(profile, sp
         assert np.all(status[core] == "ok"), rays.attrs["march_notes"]
         stopped = status != "ok"
         assert set(status[stopped]) <= {"node", "dark"}
-        assert np.all(profile(x0[stopped]) < tracer.DARK_EDGE_FRACTIONS[-1] * profile(x0).max())
+        assert np.all(profile(x0[stopped]) < march.DARK_EDGE_FRACTIONS[-1] * profile(x0).max())
         exact = streamlines(field, x0[core], z_out=planes)
         errs.append(float(np.abs(rays["x"].values[core] - exact["x"].values).max()))
     order = observed_order(2 * span / (np.array(counts) - 1), errs)

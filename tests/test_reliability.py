@@ -67,7 +67,7 @@ def test_a_run_whose_rays_stop_is_fail_and_says_why(tmp_path, capsys, monkeypatc
     def singular(*args, **kwargs):
         raise RuntimeError("Factor is exactly singular")
 
-    monkeypatch.setattr(rt.tracer, "_solve", singular)
+    monkeypatch.setattr(rt.march, "_solve", singular)
     out = tmp_path / "run"
     argv = ["run", "gaussian", "--out", str(out)]
     for s in ("launch.rays=16", "launch.span=4", "launch.wavelength=1", "run.steps=21"):

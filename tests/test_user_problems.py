@@ -280,8 +280,8 @@ def test_a_phase_with_a_branch_cut_launches_with_its_exact_slope():
     cut = np.pi / q  # Re u0 < 0 and Im u0 changes sign here: arg u0 jumps by 2π
     x0 = np.array([cut - 1e-12, cut + 1e-6])  # the first point's stencil straddles the cut
     assert abs(np.diff(p.launch.phase(x0))[0]) > 6  # the jump is there
-    kx0 = rt.tracer._launch_kx(p.launch.phase, x0)
-    differenced = rt.tracer._launch_kx(p.launch.phase.phi, x0)  # the bare formula
+    kx0 = rt.launch._launch_kx(p.launch.phase, x0)
+    differenced = rt.launch._launch_kx(p.launch.phase.phi, x0)  # the bare formula
     assert abs(differenced[0]) > 1e6  # 2π over a few 1e-9 w0
     h = 1e-7
     smooth = (np.unwrap(p.launch.phase(np.array([cut - 2 * h, cut + 2 * h]))) @ [-1, 1]) / (4 * h)

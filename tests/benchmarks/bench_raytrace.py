@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import raytrace as rt
-from raytrace import tracer
+from raytrace import integrate
 
 
 def timed(fun, repeat: int):
@@ -85,11 +85,11 @@ def main() -> None:
         t_go, _ = timed(lambda n=n: run(1e-4, n, "none"), args.repeat)
         t_old = None
         if n <= args.before:
-            tracer._NUM_JAC = True
+            integrate._NUM_JAC = True
             try:
                 t_old, _ = timed(lambda n=n: run(1e-4, n), args.repeat)
             finally:
-                tracer._NUM_JAC = False
+                integrate._NUM_JAC = False
         row = {"rays": n, "self_consistent_s": t_sc, "geometric_s": t_go,
                "ratio_to_geometric": t_sc / t_go, "before_s": t_old,
                "eq11_error_w0": eq11_error(rays, 1e-4), "status": status(rays)}  # fmt: skip
