@@ -75,6 +75,7 @@ from typing import Any
 
 from compare import expressions
 from compare.tables import (
+    CUSTOM,
     DEFAULT_JUDGED,
     EXACT_CHECKS,
     FORMULAS,
@@ -157,6 +158,15 @@ def _constants(given, path: str, text: str) -> dict[str, float]:
     return out
 
 
+def _checked(table: str, key: str, value, where: str):
+    """``value`` of ``table.key`` coerced to its type and checked by its rule."""
+    kind, check, demand = RULES[table][key]
+    value = coerce(value, kind, where, demand)
+    if not check(value):
+        raise ScenarioError(f"{where} = {value!r} is impossible: must be {demand}")
+    return value
+
+
 def from_mapping(
     data: Mapping[str, Any], *, path: str = "<scenario>", text: str = "", evaluate: bool = True
 ) -> Scenario:
@@ -196,35 +206,27 @@ def from_mapping(
             if value is None or (not evaluate and (table, key) in FORMULAS):
                 values[key] = value  # None: not given (JSON); a formula read back as is
                 continue
-            if table == "dynamics" and key == "kind" and value == "custom":
-                if evaluate:
-                    raise ScenarioError(
-                        f"{located(path, text, table, key)} = 'custom' needs dynamics.model, "
+            shorthand, own = CUSTOM.get(table, (None, None))
+            if key == shorthand and value == "custom":
+                if table == "dynamics" and not evaluate:
+                    continue  # read back from a run folder: the model is recorded by name
+                if given.get(own) is None:
+                    what = (
                         "a raytrace dynamics object: build the scenario in Python"
+                        if table == "dynamics"
+                        else "a formula"
                     )
-                continue  # read back from a run folder: the model is recorded by name
-            if key in ("profile", "kind") and value == "custom":
-                formula_key = "amplitude" if key == "profile" else "K2"
-                if given.get(formula_key) is None:
                     raise ScenarioError(
-                        f"{located(path, text, table, key)} = 'custom' needs "
-                        f"{table}.{formula_key}, a formula"
+                        f"{located(path, text, table, key)} = 'custom' needs {table}.{own}, {what}"
                     )
                 continue  # set by the table itself, from its formula
-            kind, check, demand = RULES[table][key]
-            where = located(path, text, table, key)
-            value = coerce(value, kind, where, demand)
-            if not check(value):
-                raise ScenarioError(f"{where} = {value!r} is impossible: must be {demand}")
-            values[key] = value
-        for (t, formula_key), _ in FORMULAS.items():
-            shorthand = "profile" if formula_key == "amplitude" else "kind"
-            if t == table and formula_key != "phase" and {formula_key, shorthand} <= set(given):
-                if given[formula_key] is not None and given[shorthand] != "custom":
-                    raise ScenarioError(
-                        f"{located(path, text, table, formula_key)}: give {table}.{formula_key} "
-                        f"or {table}.{shorthand}, not both"
-                    )
+            values[key] = _checked(table, key, value, located(path, text, table, key))
+        shorthand, own = CUSTOM.get(table, (None, None))
+        if given.get(own) is not None and given.get(shorthand, "custom") != "custom":
+            raise ScenarioError(
+                f"{located(path, text, table, own)}: give {table}.{own} "
+                f"or {table}.{shorthand}, not both"
+            )
         tables[table] = cls(**values)
     sc = Scenario(
         name=data["name"],
@@ -257,21 +259,15 @@ def with_overrides(sc: Scenario, overrides: Mapping[str, Any]) -> Scenario:
                 f"{where}: unknown key; allowed: constants.NAME, {', '.join(known)}"
             )
         if not ((table, key) in FORMULAS and (value is None or callable(value))):
-            kind, check, demand = RULES[table][key]
-            value = coerce(value, kind, where, demand)
-            if not check(value):
-                raise ScenarioError(f"{where} = {value!r} is impossible: must be {demand}")
+            value = _checked(table, key, value, where)
         changes.setdefault(table, {})[key] = value
-    for table, shorthand, formula_key in (
-        ("launch", "profile", "amplitude"),
-        ("medium", "kind", "K2"),
-    ):
+    for table, (shorthand, own) in CUSTOM.items():
         given = changes.get(table, {})
-        if shorthand in given:
-            if given.get(formula_key, getattr(getattr(sc, table), formula_key)) is not None:
+        if own in RULES[table] and shorthand in given:
+            if given.get(own, getattr(getattr(sc, table), own)) is not None:
                 raise ScenarioError(
-                    f"override {table}.{shorthand}: the scenario gives {table}.{formula_key}; "
-                    f"override {table}.{formula_key} instead (or set it to None as well)"
+                    f"override {table}.{shorthand}: the scenario gives {table}.{own}; "
+                    f"override {table}.{own} instead (or set it to None as well)"
                 )
     tables = {t: dataclasses.replace(getattr(sc, t), **kv) for t, kv in changes.items()}
     return validate(dataclasses.replace(sc, constants=constants, **tables))

@@ -46,15 +46,23 @@ PROFILES = {
 }
 
 
-def _custom_when_given(obj, formula: str, name: str) -> None:
-    """A table given its own formula is ``custom`` (a frozen dataclass sets it here)."""
-    if getattr(obj, formula) is not None:
-        object.__setattr__(obj, name, "custom")
+#: Tables that may be given their own formula (or, for dynamics, object) instead of a
+#: named kind: table → (the kind's key, the formula's key). A table given one is
+#: ``custom``, and ``custom`` needs one.
+CUSTOM = {
+    "launch": ("profile", "amplitude"),
+    "medium": ("kind", "K2"),
+    "dynamics": ("kind", "model"),
+}
 
 
-def _needs_formula(obj, name: str, formula: str) -> None:
-    if getattr(obj, name) == "custom" and getattr(obj, formula.split(".")[1]) is None:
-        raise ScenarioError(f"{formula.split('.')[0]}.{name} = 'custom' needs {formula}")
+def _custom(obj, table: str) -> None:
+    """``__post_init__`` of a table in :data:`CUSTOM` (frozen: set through object)."""
+    kind, own = CUSTOM[table]
+    if getattr(obj, own) is not None:
+        object.__setattr__(obj, kind, "custom")
+    elif getattr(obj, kind) == "custom":
+        raise ScenarioError(f"{table}.{kind} = 'custom' needs {table}.{own}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +81,7 @@ class Launch:
     x_range: tuple[float, float] | None = None
 
     def __post_init__(self):
-        _custom_when_given(self, "amplitude", "profile")
-        _needs_formula(self, "profile", "launch.amplitude")
+        _custom(self, "launch")
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -105,8 +112,7 @@ class Medium:
     K2: Formula = None
 
     def __post_init__(self):
-        _custom_when_given(self, "K2", "kind")
-        _needs_formula(self, "kind", "medium.K2")
+        _custom(self, "medium")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +126,7 @@ class Dynamics:
     model: object = None
 
     def __post_init__(self):
-        _custom_when_given(self, "model", "kind")
-        _needs_formula(self, "kind", "dynamics.model")
+        _custom(self, "dynamics")
 
 
 @dataclasses.dataclass(frozen=True)
