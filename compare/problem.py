@@ -12,6 +12,7 @@ Units: lengths in w0, k = 2π/λ0 in 1/w0; z_end in w0 (the scenario gives it in
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -51,6 +52,8 @@ GAUSSIAN_SUPPORT = float(np.sqrt(np.log(1 / SUPPORT_LEVEL)))
 #: decaying amplitude, such as an Airy beam's tail, is cut there).
 SUPPORT_SEARCH = 10.0
 SUPPORT_SAMPLES = 8001
+#: Points across the support where the launch phase's slope is sampled (tilt, drift).
+SLOPE_SAMPLES = 201
 #: Fewest grid points of a marched or angular judging field per transverse period 2π/kx
 #: of the launch phase's steepest slope kx = φ0'(x) (a tilted launch). The streamlines
 #: take ∇φ by finite differences; measured on a Gaussian tilted by 1e-3 rad at
@@ -109,6 +112,7 @@ class LaunchProfile:
         h = 1e-6
         return (np.asarray(self.phase(x + h)) - np.asarray(self.phase(x - h))) / (2 * h)
 
+    @functools.cached_property
     def support(self) -> tuple[float, float]:
         """Where |u0| ≥ SUPPORT_LEVEL of its peak: the outermost crossings, refined by
         root finding (so a shorthand's support is its analytic one to rounding)."""
@@ -132,7 +136,6 @@ class MediumSetup:
     and the ray dynamics with the same K² (Schrödinger: V = E − K²/2 with E = k²/2;
     Klein–Gordon: V = E − √(m0² + K²) with E = √(k² + m0²), c = ħ = 1)."""
 
-    wavenumber: float
     K2: float | Callable
     dynamics: object
 
@@ -153,15 +156,16 @@ class MediumSetup:
         m = sc.medium
         model = sc.dynamics.model
         if model is not None:  # its own K² drives the rays and the judging field
-            return cls(k, model.K2, model)
+            return cls(model.K2, model)
         if m.kind == "custom":
             K2 = scenarios.formula(sc, "medium", "K2")
             if isinstance(K2, Expression) and K2.constant:
-                return cls(k, float(K2(0.0, 0.0)), _dynamics(sc, _uniform(float(K2(0.0, 0.0)))))
+                uniform = float(K2(0.0, 0.0))
+                return cls(uniform, _dynamics(sc, _uniform(uniform)))
             grad = K2.gradient() if isinstance(K2, Expression) else None
-            return cls(k, K2, _dynamics(sc, K2, grad))
+            return cls(K2, _dynamics(sc, K2, grad))
         if m.kind == "free":
-            return cls(k, k**2, _dynamics(sc, None))
+            return cls(k**2, _dynamics(sc, None))
         S, dS = _focusing(m)
         a = m.a
 
@@ -169,7 +173,7 @@ class MediumSetup:
             return k**2 * (1 - S(z) * np.asarray(x) ** 2 / a**2)
 
         if sc.dynamics.kind == "klein-gordon":
-            return cls(k, K2, _dynamics(sc, K2))
+            return cls(K2, _dynamics(sc, K2))
         E = k**2 / 2
 
         def V(x, z):  # E − K²/2 without the cancellation near the axis
@@ -178,7 +182,7 @@ class MediumSetup:
         def grad_V(x, z):
             return 2 * E * S(z) * x / a**2, E * dS(z) * x**2 / a**2
 
-        return cls(k, K2, rt.Schrodinger(V, E=E, grad_V=grad_V))
+        return cls(K2, rt.Schrodinger(V, E=E, grad_V=grad_V))
 
 
 def _uniform(K2: float):
@@ -367,8 +371,8 @@ def _check_tilt_resolved(sc: Scenario, launch: LaunchProfile, window) -> None:
     """A tilted launch needs MIN_POINTS_PER_TILT grid points per transverse period."""
     if launch.phase is None or sc.run.judge == "helmholtz":  # its grid resolves λ0 itself
         return
-    lo, hi = launch.support()
-    kx = float(np.max(np.abs(launch.slope(np.linspace(lo, hi, 201)))))
+    lo, hi = launch.support
+    kx = float(np.max(np.abs(launch.slope(np.linspace(lo, hi, SLOPE_SAMPLES)))))
     h = (window[1] - window[0]) / sc.run.nx
     if kx > 0 and 2 * np.pi / (kx * h) < MIN_POINTS_PER_TILT:
         need = int(np.ceil(MIN_POINTS_PER_TILT * kx * (window[1] - window[0]) / (2 * np.pi)))
@@ -383,11 +387,11 @@ def _window(sc: Scenario, launch: LaunchProfile, z_end: float) -> tuple[float, f
     """The judging field's x range: ±``run.window``·w(z_end) (w0 = 1; a Gaussian's
     growth) about the launch's support, widened by how far the support exceeds a unit
     Gaussian's and by the sideways drift a tilted launch phase gives by z_end."""
-    s_lo, s_hi = launch.support()
+    s_lo, s_hi = launch.support
     growth = max(np.sqrt(1 + sc.run.z_end**2), 1.0)
     half = sc.run.window * growth + max((s_hi - s_lo) / 2 - GAUSSIAN_SUPPORT, 0.0)
     centre = (s_lo + s_hi) / 2
-    x = np.linspace(s_lo, s_hi, 201)
+    x = np.linspace(s_lo, s_hi, SLOPE_SAMPLES)
     kx = np.clip(launch.slope(x), -0.999 * launch.wavenumber, 0.999 * launch.wavenumber)
     drift = z_end * kx / np.sqrt(launch.wavenumber**2 - kx**2)
     return centre - half + min(0.0, drift.min()), centre + half + max(0.0, drift.max())
