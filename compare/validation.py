@@ -65,8 +65,12 @@ def validate(sc: Scenario, text: str = "") -> Scenario:
     x0 = sc.launch.points
     _check_formula(sc, text, "launch", "amplitude", x0, nonzero=True)
     _check_formula(sc, text, "launch", "phase", x0)
-    _check_formula(sc, text, "medium", "K2", x0, positive=True)
-    _check_wavenumber(sc, text, x0)
+    K2 = _check_formula(sc, text, "medium", "K2", x0, positive=True)
+    if sc.dynamics.model is not None:
+        K2 = sc.dynamics.model.K2(x0, np.zeros_like(x0))
+        _check_values(v=K2, x0=x0, where=f"{path}: dynamics.model", key="K2", positive=True)
+    if K2 is not None:
+        _check_wavenumber(sc, text, K2)
     if not homogeneous(sc) and sc.run.judge == "angular":
         raise ScenarioError(
             f"{located(path, text, 'run', 'judge')}: the angular spectrum is exact only in a "
@@ -86,25 +90,9 @@ def validate(sc: Scenario, text: str = "") -> Scenario:
 WAVENUMBER_FACTOR = 2.0
 
 
-def _launch_K2(sc: Scenario, x0: np.ndarray):
-    """K² at the launch points (z = 0), or None in free space."""
-    if sc.dynamics.model is not None:
-        return np.asarray(sc.dynamics.model.K2(x0, np.zeros_like(x0)), float)
-    if sc.medium.kind == "custom":
-        f = formula(sc, "medium", "K2")
-        return np.broadcast_to(np.asarray(f(x0, np.zeros_like(x0)), float), x0.shape)
-    return None
-
-
-def _check_wavenumber(sc: Scenario, text: str, x0: np.ndarray) -> None:
-    K2 = _launch_K2(sc, x0)
-    if K2 is None:
-        return
+def _check_wavenumber(sc: Scenario, text: str, K2: np.ndarray) -> None:
+    """K² on the launch line (already checked finite and positive) against k²."""
     where = "dynamics.model" if sc.dynamics.model is not None else "medium.K2"
-    if sc.dynamics.model is not None and not np.all(np.isfinite(K2) & (K2 > 0)):
-        raise ScenarioError(
-            f"{sc.source or '<scenario>'}: {where}: K² must be positive at every launch point"
-        )
     ratio = float(np.median(K2)) / sc.wavenumber**2
     if not 1 / WAVENUMBER_FACTOR <= ratio <= WAVENUMBER_FACTOR:
         raise ScenarioError(
@@ -134,26 +122,34 @@ def _keys(text: str, table: str) -> set[str]:
         return set()
 
 
-def _check_formula(sc, text, table, key, x0, nonzero=False, positive=False) -> None:
-    """Evaluate formula ``table.key`` at the launch points (K2: on the launch line z = 0)."""
+def _check_formula(sc, text, table, key, x0, nonzero=False, positive=False):
+    """Evaluate formula ``table.key`` at the launch points (K2: on the launch line z = 0)
+    and check its values; returns them (None if the formula is not given)."""
     value = getattr(getattr(sc, table), key)
     if key == "amplitude":
         value = sc.launch.amplitude_formula
     if value is None:
-        return
+        return None
+    where = located(sc.source or "<scenario>", text, table, key)
     if isinstance(value, str) and value.startswith(CALLABLE_MARK):
         raise ScenarioError(
-            f"{located(sc.source, text, table, key)} = {value!r}: a Python callable cannot be "
-            "read back from a file; build the scenario in Python"
+            f"{where} = {value!r}: a Python callable cannot be read back from a file; build "
+            "the scenario in Python"
         )
     f = formula(sc, table, key, value, text=text)
-    where = located(sc.source or "<scenario>", text, table, key)
     args = (x0, np.zeros_like(x0)) if key == "K2" else (x0,)
     try:
         with np.errstate(all="ignore"):
-            v = np.broadcast_to(np.asarray(f(*args), dtype=float), x0.shape)
+            v = f(*args)
     except Exception as exc:  # a user's callable may raise anything: name it
         raise ScenarioError(f"{where}: evaluating it at the launch points failed: {exc}") from None
+    return _check_values(v, x0, where, key, nonzero=nonzero, positive=positive)
+
+
+def _check_values(v, x0, where, key, nonzero=False, positive=False) -> np.ndarray:
+    """``v`` at the launch points: finite (and non-zero, or positive), else an error
+    naming ``where``, the first bad point and the fix."""
+    v = np.broadcast_to(np.asarray(v, dtype=float), x0.shape)
     bad = ~np.isfinite(v)
     if nonzero:
         bad |= v == 0
@@ -171,6 +167,7 @@ def _check_formula(sc, text, table, key, x0, nonzero=False, positive=False) -> N
             f"{where}: must be {demand} at every launch point{' (z = 0)' if key == 'K2' else ''}; "
             f"at x = {x0[i]:.6g} it is {v[i]:.6g} ({int(bad.sum())} of {x0.size} points){fix}"
         )
+    return v
 
 
 def _check_airy(sc: Scenario, text: str) -> None:

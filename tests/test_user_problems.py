@@ -286,3 +286,9 @@ def test_a_phase_with_a_branch_cut_launches_with_its_exact_slope():
     h = 1e-7
     smooth = (np.unwrap(p.launch.phase(np.array([cut - 2 * h, cut + 2 * h]))) @ [-1, 1]) / (4 * h)
     np.testing.assert_allclose(kx0, smooth, rtol=1e-4)
+
+
+def test_every_exact_check_a_scenario_may_name_is_implemented():
+    from compare import checks
+
+    assert set(checks.EXACT) == set(scenarios.EXACT_CHECKS)
