@@ -251,7 +251,7 @@ def with_overrides(sc: Scenario, overrides: Mapping[str, Any]) -> Scenario:
         table, _, key = dotted.partition(".")
         where = f"override {dotted}"
         if table == "constants" and key:
-            constants.update(_constants({key: value}, where, ""))
+            constants.update(_constants({key: value}, "override", ""))
             continue
         if table not in RULES or key not in RULES[table]:
             known = sorted(f"{t}.{k}" for t in RULES for k in RULES[t])
